@@ -1,0 +1,2 @@
+export * from './load.js';
+export type * from './types.js';

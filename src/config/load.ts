@@ -1,0 +1,286 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import {
+  dataDirectory,
+  defaultBodyLimit,
+  defaultDrainTimeout,
+  defaultHost,
+  defaultKeepAliveTimeout,
+  defaultPort,
+  defaultTimeouts,
+} from './defaults.js';
+import { configSchema, type RawConfig, type RawTimeouts } from './schema.js';
+import type { GatewayConfig, ModelConfig, TargetConfig, Timeouts } from './types.js';
+import { environmentVendors } from './vendors.js';
+
+export interface ConfigIssue {
+  /** Where in the file, such as "models[2].targets[0].url"; "" for the whole file. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A config that cannot be used. Its message lists every problem, one per line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly issues: readonly ConfigIssue[],
+    readonly file?: string,
+  ) {
+    super(
+      `${file ? `${file}: ` : ''}invalid configuration\n${issues
+        .map((issue) => `  ${issue.path ? `${issue.path}: ` : ''}${issue.message}`)
+        .join('\n')}`,
+    );
+  }
+}
+
+type Env = NodeJS.ProcessEnv;
+
+/** Reads, interpolates, validates and compiles a YAML config file. */
+export async function loadConfigFile(file: string, env: Env = process.env): Promise<GatewayConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : String(error);
+    throw new ConfigError([{ path: '', message: reason }], file);
+  }
+  return parseConfigText(text, env, file);
+}
+
+export function parseConfigText(text: string, env: Env = process.env, file?: string): GatewayConfig {
+  const document = parseDocument(text, { prettyErrors: false });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => ({
+        path: '',
+        message: `YAML syntax error at line ${error.linePos?.[0]?.line ?? '?'}: ${error.message.split('\n')[0]}`,
+      })),
+      file,
+    );
+  }
+  const tree: unknown = document.toJS() ?? {};
+  try {
+    return compileConfig(validateConfig(interpolate(tree, env, [])), env, 'file');
+  } catch (error) {
+    if (error instanceof ConfigError && !error.file) throw new ConfigError(error.issues, file);
+    throw error;
+  }
+}
+
+/** Checks a parsed tree against the schema, collecting every issue rather than the first. */
+export function validateConfig(tree: unknown): RawConfig {
+  const result = configSchema.safeParse(tree);
+  if (result.success) return result.data;
+  throw new ConfigError(result.error.issues.flatMap(describeIssue));
+}
+
+/** With no config file: one wildcard model per vendor found in the environment. */
+export function configFromEnvironment(env: Env = process.env): GatewayConfig {
+  const providers: NonNullable<RawConfig['providers']> = {};
+  const models: NonNullable<RawConfig['models']> = [];
+  for (const vendor of environmentVendors) {
+    const key = vendor.keyVariable ? env[vendor.keyVariable] : undefined;
+    const url = env[vendor.urlVariable] || (key ? vendor.defaultUrl : undefined);
+    if (!url) continue;
+    providers[vendor.name] = { kind: 'openai-compatible', url, ...(key ? { api_key: key } : {}) };
+    models.push({ name: `${vendor.name}/*`, targets: [{ provider: vendor.name }], owned_by: vendor.name });
+  }
+  const first = models[0];
+  if (first) models.push({ name: '*', targets: first.targets, owned_by: first.owned_by });
+  // Vendor URLs come from the environment too, so they get the same checks as a file's.
+  const raw = validateConfig({ providers, models, server: serverFromEnvironment(env) });
+  return compileConfig(raw, env, 'environment');
+}
+
+function serverFromEnvironment(env: Env): Record<string, unknown> {
+  const server: Record<string, unknown> = {};
+  if (env.SWITCHYARD_HOST) server.host = env.SWITCHYARD_HOST;
+  if (env.SWITCHYARD_PORT) server.port = Number(env.SWITCHYARD_PORT);
+  return server;
+}
+
+// ${NAME} or ${NAME:-fallback}; "$${" writes a literal "${".
+const interpolationPattern = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} in every string of the tree; an unset variable is an error at its path. */
+export function interpolate(node: unknown, env: Env, path: (string | number)[]): unknown {
+  if (typeof node === 'string') {
+    const missing: string[] = [];
+    const value = node.replace(interpolationPattern, (match, name?: string, fallback?: string) => {
+      if (match === '$${') return '${';
+      const found = env[name!];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback;
+      missing.push(name!);
+      return '';
+    });
+    if (missing.length > 0) {
+      throw new ConfigError([
+        {
+          path: formatPath(path),
+          message: `environment variable ${missing.join(', ')} is not set; set it, or write \${${missing[0]}:-default}`,
+        },
+      ]);
+    }
+    return value;
+  }
+  if (Array.isArray(node)) return node.map((item, index) => interpolate(item, env, [...path, index]));
+  if (node !== null && typeof node === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(node)) out[key] = interpolate(value, env, [...path, key]);
+    return out;
+  }
+  return node;
+}
+
+export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['source']): GatewayConfig {
+  const issues: ConfigIssue[] = [];
+  const providers = raw.providers ?? {};
+  const seen = new Map<string, number>();
+  const models: ModelConfig[] = [];
+
+  (raw.models ?? []).forEach((model, modelIndex) => {
+    const previous = seen.get(model.name);
+    if (previous !== undefined) {
+      issues.push({
+        path: `models[${modelIndex}].name`,
+        message: `"${model.name}" is already defined at models[${previous}]; model names must be unique`,
+      });
+      return;
+    }
+    seen.set(model.name, modelIndex);
+    const targets: TargetConfig[] = [];
+    model.targets.forEach((target, targetIndex) => {
+      const path = `models[${modelIndex}].targets[${targetIndex}]`;
+      const provider = target.provider === undefined ? undefined : providers[target.provider];
+      if (target.provider !== undefined && provider === undefined) {
+        const names = Object.keys(providers);
+        issues.push({
+          path: `${path}.provider`,
+          message: `no provider named "${target.provider}"; ${
+            names.length ? `defined providers: ${names.join(', ')}` : 'define it under "providers"'
+          }`,
+        });
+        return;
+      }
+      const url = new URL((target.url ?? provider?.url)!);
+      targets.push(
+        Object.freeze({
+          name: target.provider ?? url.host,
+          kind: target.kind ?? provider?.kind ?? 'openai-compatible',
+          origin: url.origin,
+          basePath: url.pathname.replace(/\/+$/, ''),
+          apiKey: emptyToUndefined(target.api_key ?? provider?.api_key),
+          model: target.model,
+          headers: Object.freeze({ ...provider?.headers, ...target.headers }),
+          timeouts: compileTimeouts(provider?.timeouts, target.timeouts),
+          maxConnections: target.max_connections ?? provider?.max_connections,
+          streamUsage: target.stream_usage ?? provider?.stream_usage ?? true,
+        }),
+      );
+    });
+    models.push(
+      Object.freeze({
+        name: model.name,
+        targets: Object.freeze(targets),
+        ownedBy: model.owned_by ?? targets[0]?.name ?? 'switchyard',
+      }),
+    );
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const server = raw.server ?? {};
+  const requestLog = raw.store?.request_log ?? {};
+  return deepFreeze({
+    server: {
+      host: server.host ?? defaultHost,
+      port: server.port ?? defaultPort,
+      bodyLimit: server.body_limit ?? defaultBodyLimit,
+      drainTimeout: server.drain_timeout ?? defaultDrainTimeout,
+      keepAliveTimeout: server.keep_alive_timeout ?? defaultKeepAliveTimeout,
+    },
+    log: { level: raw.log?.level ?? env.SWITCHYARD_LOG_LEVEL ?? 'info' },
+    store: {
+      path: raw.store?.path ?? join(dataDirectory(env), 'switchyard.db'),
+      requestLog: {
+        enabled: requestLog.enabled ?? true,
+        flushInterval: requestLog.flush_interval ?? 1_000,
+        batchSize: requestLog.batch_size ?? 500,
+      },
+    },
+    models,
+    source,
+  });
+}
+
+function compileTimeouts(provider: RawTimeouts | undefined, target: RawTimeouts | undefined): Timeouts {
+  return Object.freeze({
+    connect: target?.connect ?? provider?.connect ?? defaultTimeouts.connect,
+    firstByte: target?.first_byte ?? provider?.first_byte ?? defaultTimeouts.firstByte,
+    idle: target?.idle ?? provider?.idle ?? defaultTimeouts.idle,
+    total: target?.total ?? provider?.total ?? defaultTimeouts.total,
+  });
+}
+
+function emptyToUndefined(value: string | undefined): string | undefined {
+  return value === '' ? undefined : value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): ConfigIssue[] {
+  const path = formatPath(issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => ({
+        path: formatPath([...issue.path, key]),
+        message: 'unknown key; remove it or check its spelling',
+      }));
+    case 'invalid_type':
+      return [
+        {
+          path,
+          message:
+            issue.input === undefined ? `is required (${issue.expected})` : `must be ${article(issue.expected)}`,
+        },
+      ];
+    case 'invalid_value':
+      return [{ path, message: `must be one of: ${issue.values.map((value) => JSON.stringify(value)).join(', ')}` }];
+    case 'invalid_union': {
+      // Our unions are number-or-string units whose transforms explain themselves.
+      const inner = issue.errors.flat().find((child) => child.code === 'custom');
+      return [{ path, message: inner?.message ?? 'has an unsupported value' }];
+    }
+    case 'too_small':
+      return [{ path, message: issue.message.startsWith('Too small') ? `is too small (minimum ${issue.minimum})` : issue.message }];
+    case 'too_big':
+      return [{ path, message: `is too large (maximum ${issue.maximum})` }];
+    case 'invalid_format':
+      return [{ path, message: issue.message.startsWith('Invalid') ? `has an invalid format` : issue.message }];
+    default:
+      return [{ path, message: issue.message }];
+  }
+}
+
+function article(expected: string): string {
+  const noun = expected === 'record' ? 'object' : expected;
+  return /^[aeiou]/.test(noun) ? `an ${noun}` : `a ${noun}`;
+}

@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+/**
+ * The one schema for switchyard.yaml. Every object is strict: an unknown key is an error, so a
+ * misspelt option never silently does nothing. Field names are snake_case, as in the file.
+ */
+
+const duration = z
+  .union([z.number(), z.string()])
+  .transform((value, context) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      context.addIssue({ code: 'custom', message: 'must be a duration such as "500ms", "30s" or "5m"' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const size = z
+  .union([z.number(), z.string()])
+  .transform((value, context) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) {
+      context.addIssue({ code: 'custom', message: 'must be a size such as "512kb" or "10mb"' });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const httpUrl = z.string().refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an http(s) URL without query or fragment, such as "https://api.openai.com/v1"' },
+);
+
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const headers = z.record(
+  z.string().regex(headerName, { message: 'must be a valid HTTP header name' }),
+  z.string(),
+);
+
+const timeouts = z.strictObject({
+  connect: duration.optional(),
+  first_byte: duration.optional(),
+  idle: duration.optional(),
+  total: duration.optional(),
+});
+
+export const providerKinds = ['openai-compatible'] as const;
+
+const provider = z.strictObject({
+  kind: z.enum(providerKinds),
+  url: httpUrl,
+  api_key: z.string().optional(),
+  headers: headers.optional(),
+  timeouts: timeouts.optional(),
+  max_connections: z.number().int().positive().optional(),
+  stream_usage: z.boolean().optional(),
+});
+
+const target = z
+  .strictObject({
+    provider: z.string().min(1).optional(),
+    kind: z.enum(providerKinds).optional(),
+    url: httpUrl.optional(),
+    api_key: z.string().optional(),
+    model: z.string().min(1).optional(),
+    headers: headers.optional(),
+    timeouts: timeouts.optional(),
+    max_connections: z.number().int().positive().optional(),
+    stream_usage: z.boolean().optional(),
+  })
+  .superRefine((value, context) => {
+    if (value.provider === undefined && value.url === undefined) {
+      context.addIssue({ code: 'custom', message: 'needs either "provider" (a name under providers) or "url"' });
+    }
+    if (value.provider !== undefined && value.url !== undefined) {
+      context.addIssue({ code: 'custom', message: 'give "provider" or "url", not both', path: ['url'] });
+    }
+  });
+
+const modelName = z
+  .string()
+  .min(1)
+  .regex(/^[^*\s]*\*?$/, { message: 'may contain no spaces and "*" only at the end, such as "openai/*"' });
+
+const model = z.strictObject({
+  name: modelName,
+  targets: z.array(target).min(1, { message: 'must list at least one target' }),
+  owned_by: z.string().optional(),
+});
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().min(1).optional(),
+      port: z.number().int().min(0).max(65535).optional(),
+      body_limit: size.optional(),
+      drain_timeout: duration.optional(),
+      keep_alive_timeout: duration.optional(),
+    })
+    .optional(),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+    })
+    .optional(),
+  store: z
+    .strictObject({
+      path: z.string().min(1).optional(),
+      request_log: z
+        .strictObject({
+          enabled: z.boolean().optional(),
+          flush_interval: duration.optional(),
+          batch_size: z.number().int().positive().optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i), provider).optional(),
+  models: z.array(model).optional(),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+export type RawTimeouts = z.output<typeof timeouts>;

@@ -1,0 +1,59 @@
+/** The validated, compiled and frozen configuration the rest of Switchyard reads. */
+
+export type ProviderKind = 'openai-compatible';
+
+export interface Timeouts {
+  /** Milliseconds to establish the TCP/TLS connection. */
+  readonly connect: number;
+  /** Milliseconds from sending the request until the upstream's response headers. */
+  readonly firstByte: number;
+  /** Milliseconds allowed between two chunks of the upstream body. */
+  readonly idle: number;
+  /** Milliseconds for the whole exchange, stream included. */
+  readonly total: number;
+}
+
+export interface TargetConfig {
+  /** Short name for logs and headers: the provider's name, or the URL's host. */
+  readonly name: string;
+  readonly kind: ProviderKind;
+  /** scheme://host[:port], the key of the connection pool. */
+  readonly origin: string;
+  /** Path prefix before the endpoint, without a trailing slash ("/v1"). */
+  readonly basePath: string;
+  /** Secret. Never logged, never returned to clients. */
+  readonly apiKey: string | undefined;
+  /** Upstream model name; undefined passes the client's name (or the wildcard's tail) through. */
+  readonly model: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeouts: Timeouts;
+  readonly maxConnections: number | undefined;
+  /** Ask the upstream for a usage chunk on every stream, so accounting is complete. */
+  readonly streamUsage: boolean;
+}
+
+export interface ModelConfig {
+  /** What clients send as `model`; may end with "*" to match a family ("openai/*"). */
+  readonly name: string;
+  readonly targets: readonly TargetConfig[];
+  readonly ownedBy: string;
+}
+
+export interface GatewayConfig {
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    readonly bodyLimit: number;
+    readonly drainTimeout: number;
+    readonly keepAliveTimeout: number;
+  };
+  readonly log: { readonly level: string };
+  readonly store: {
+    /** SQLite file path, or ":memory:". */
+    readonly path: string;
+    readonly requestLog: { readonly enabled: boolean; readonly flushInterval: number; readonly batchSize: number };
+  };
+  readonly models: readonly ModelConfig[];
+  /** Where the models came from, for the start-up message. */
+  readonly source: 'file' | 'environment';
+}

@@ -1,0 +1,211 @@
+/**
+ * The one catalogue of failures a client can see. Every code has a fixed HTTP status, an OpenAI
+ * error `type`, a retryable flag (may the same request succeed if sent again?) and a default
+ * message that tells the caller what to do. Handlers throw `GatewayError`; only `render.ts`
+ * turns one into bytes.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly type: OpenAIErrorType;
+  readonly retryable: boolean;
+  readonly message: string;
+}
+
+/** The `error.type` values OpenAI's API uses; clients switch on them. */
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error'
+  | 'timeout_error';
+
+export const errorCatalogue = {
+  invalid_json: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'The request body is not valid JSON. Send a JSON object with Content-Type: application/json.',
+  },
+  invalid_body: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'The request body must be a JSON object.',
+  },
+  missing_field: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'A required field is missing.',
+  },
+  invalid_field: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'A field has the wrong type or value.',
+  },
+  invalid_header: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'A request header has an invalid value.',
+  },
+  model_not_found: {
+    status: 404,
+    type: 'not_found_error',
+    retryable: false,
+    message: 'The model does not exist. Call GET /v1/models for the models this gateway serves.',
+  },
+  route_not_found: {
+    status: 404,
+    type: 'not_found_error',
+    retryable: false,
+    message: 'No such endpoint. See GET /v1/models, POST /v1/chat/completions, /v1/completions, /v1/embeddings.',
+  },
+  method_not_allowed: {
+    status: 405,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'This endpoint does not accept that HTTP method.',
+  },
+  payload_too_large: {
+    status: 413,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'The request body is larger than this gateway accepts (server.body_limit).',
+  },
+  unsupported_media_type: {
+    status: 415,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'Unsupported Content-Type. Send the body as application/json.',
+  },
+  upstream_rejected: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'The upstream provider rejected the request.',
+  },
+  upstream_auth_failed: {
+    status: 502,
+    type: 'server_error',
+    retryable: false,
+    message:
+      'The upstream provider refused this gateway\'s credentials. An operator must check the target\'s api_key.',
+  },
+  upstream_rate_limited: {
+    status: 429,
+    type: 'rate_limit_error',
+    retryable: true,
+    message: 'The upstream provider is rate limiting requests. Retry after the time in Retry-After.',
+  },
+  upstream_error: {
+    status: 502,
+    type: 'server_error',
+    retryable: true,
+    message: 'The upstream provider failed to answer. Retry the request.',
+  },
+  upstream_unreachable: {
+    status: 502,
+    type: 'server_error',
+    retryable: true,
+    message: 'Could not connect to the upstream provider. Check that it is running and its URL is right.',
+  },
+  upstream_connection_reset: {
+    status: 502,
+    type: 'server_error',
+    retryable: true,
+    message: 'The upstream provider closed the connection before answering. Retry the request.',
+  },
+  upstream_bad_response: {
+    status: 502,
+    type: 'server_error',
+    retryable: true,
+    message: 'The upstream provider sent a response this gateway could not read.',
+  },
+  upstream_stream_failed: {
+    status: 502,
+    type: 'server_error',
+    retryable: true,
+    message: 'The upstream stream broke off before it finished. Retry the request.',
+  },
+  upstream_connect_timeout: {
+    status: 504,
+    type: 'timeout_error',
+    retryable: true,
+    message: 'Timed out connecting to the upstream provider (timeouts.connect).',
+  },
+  upstream_first_byte_timeout: {
+    status: 504,
+    type: 'timeout_error',
+    retryable: true,
+    message: 'The upstream provider did not start answering in time (timeouts.first_byte).',
+  },
+  upstream_idle_timeout: {
+    status: 504,
+    type: 'timeout_error',
+    retryable: true,
+    message: 'The upstream provider stalled between chunks for too long (timeouts.idle).',
+  },
+  request_timeout: {
+    status: 504,
+    type: 'timeout_error',
+    retryable: true,
+    message: 'The request took longer than the total time allowed (timeouts.total).',
+  },
+  shutting_down: {
+    status: 503,
+    type: 'server_error',
+    retryable: true,
+    message: 'The gateway is shutting down. Retry against another replica.',
+  },
+  internal_error: {
+    status: 500,
+    type: 'server_error',
+    retryable: true,
+    message: 'The gateway failed unexpectedly. The request id in x-request-id identifies it in the logs.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export interface GatewayErrorOptions {
+  /** The request field the error is about, OpenAI's `error.param`. */
+  param?: string | null;
+  /** Overrides the catalogue status, for errors that carry an upstream's own 4xx status. */
+  status?: number;
+  /** Extra response headers, such as Retry-After. */
+  headers?: Record<string, string>;
+  /** An upstream's own `type` and `code`, rendered instead of ours so clients see what they expect. */
+  upstream?: { type?: string | undefined; code?: string | undefined };
+  cause?: unknown;
+}
+
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly type: OpenAIErrorType;
+  readonly retryable: boolean;
+  readonly param: string | null;
+  readonly headers: Record<string, string> | undefined;
+  readonly upstream: GatewayErrorOptions['upstream'];
+
+  constructor(code: ErrorCode, message?: string, options: GatewayErrorOptions = {}) {
+    const spec: ErrorSpec = errorCatalogue[code];
+    super(message ?? spec.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status ?? spec.status;
+    this.type = spec.type;
+    this.retryable = spec.retryable;
+    this.param = options.param ?? null;
+    this.headers = options.headers;
+    this.upstream = options.upstream;
+  }
+}
+
+export function isGatewayError(value: unknown): value is GatewayError {
+  return value instanceof GatewayError;
+}

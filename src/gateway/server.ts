@@ -1,0 +1,153 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { GatewayError, asGatewayError, renderOpenAIError } from '../errors/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { RequestObserver } from '../telemetry/request-observer.js';
+import { requestIdFor } from './request-id.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerModelRoutes } from './routes/models.js';
+import { registerProxyRoutes } from './routes/proxy-routes.js';
+import type { Snapshot } from './snapshot.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** performance.now() when the request arrived. */
+    startedAt: number;
+    startedAtEpoch: number;
+    /** The JSON body's bytes as received, forwarded upstream untouched where possible. */
+    rawBody: Buffer | null;
+  }
+}
+
+/** What the routes share: the current snapshot, the drain flag and where finished requests go. */
+export interface GatewayContext {
+  snapshot: Snapshot;
+  draining: boolean;
+  readonly observe: RequestObserver;
+  readonly logger: Logger;
+}
+
+/** Receiving one request (headers and body) may take this long; answers are timed per target. */
+const requestReceiveTimeout = 60_000;
+
+/**
+ * The data plane's HTTP server. Stages run in Fastify's declared hook order: onRequest (clock,
+ * request id, drain check) → JSON parse (raw bytes kept) → route (validate → resolve → proxy).
+ * Every failure, wherever raised, is rendered once by the error handler in OpenAI's envelope.
+ */
+export function buildGateway(context: GatewayContext): FastifyInstance {
+  const { config } = context.snapshot;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.server.bodyLimit,
+    keepAliveTimeout: config.server.keepAliveTimeout,
+    requestTimeout: requestReceiveTimeout,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    genReqId: requestIdFor,
+  });
+
+  app.decorateRequest('startedAt', 0);
+  app.decorateRequest('startedAtEpoch', 0);
+  app.decorateRequest('rawBody', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    request.startedAt = performance.now();
+    request.startedAtEpoch = Date.now();
+    reply.header('x-request-id', request.id);
+    if (context.draining) {
+      reply.header('connection', 'close');
+      throw new GatewayError('shutting_down');
+    }
+  });
+  // Responses the routes write through Fastify (not the proxied ones, which set their own).
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('server-timing', `gateway;dur=${(performance.now() - request.startedAt).toFixed(3)}`);
+  });
+
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    request.rawBody = bytes;
+    try {
+      done(null, JSON.parse(bytes.toString('utf8')));
+    } catch (error) {
+      done(
+        new GatewayError('invalid_json', `The request body is not valid JSON (${(error as Error).message}).`),
+        undefined,
+      );
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const failure = fromFastifyError(error as Error);
+    if (failure.code === 'internal_error') {
+      context.logger.error({ err: error, id: request.id, url: request.url }, 'unhandled error');
+    }
+    const body = request.body as { model?: unknown } | undefined;
+    context.observe({
+      id: request.id,
+      started_at: request.startedAtEpoch,
+      endpoint: request.routeOptions.url ?? request.url,
+      model: typeof body?.model === 'string' ? body.model : null,
+      target: null,
+      upstream_model: null,
+      status: failure.status,
+      stream: 0,
+      prompt_tokens: null,
+      completion_tokens: null,
+      total_tokens: null,
+      duration_ms: Math.round((performance.now() - request.startedAt) * 1000) / 1000,
+      upstream_ms: null,
+      first_byte_ms: null,
+      error_code: failure.code,
+    });
+    if (failure.headers) reply.headers(failure.headers);
+    reply.code(failure.status).type('application/json').send(renderOpenAIError(failure));
+  });
+
+  const allowed = new Map<RegExp, string[]>();
+  app.addHook('onRoute', (route) => {
+    if (route.method === 'HEAD') return;
+    const pattern = new RegExp(`^${route.url.replace(/\*$/, '.+').replace(/:[^/]+/g, '[^/]+')}$`);
+    const key = [...allowed.keys()].find((existing) => existing.source === pattern.source) ?? pattern;
+    allowed.set(key, [...(allowed.get(key) ?? []), ...[route.method].flat()]);
+  });
+
+  app.setNotFoundHandler((request) => {
+    const path = request.url.split('?')[0]!;
+    for (const [pattern, methods] of allowed) {
+      if (pattern.test(path)) {
+        throw new GatewayError(
+          'method_not_allowed',
+          `${request.method} is not allowed on ${path}; use ${methods.join(' or ')}.`,
+          { headers: { allow: methods.join(', ') } },
+        );
+      }
+    }
+    throw new GatewayError('route_not_found', `No endpoint ${request.method} ${path}. ${routeHint}`);
+  });
+
+  registerProxyRoutes(app, context);
+  registerModelRoutes(app, context);
+  registerHealthRoutes(app, context);
+  return app;
+}
+
+const routeHint =
+  'Endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models.';
+
+/** Fastify's own failures (body too large, bad content type…) mapped into the catalogue. */
+function fromFastifyError(error: FastifyError | Error): GatewayError {
+  if (error instanceof GatewayError) return error;
+  switch ((error as FastifyError).code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('payload_too_large', undefined, { cause: error });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError('unsupported_media_type', undefined, { cause: error });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GatewayError('invalid_json', undefined, { cause: error });
+    default:
+      return asGatewayError(error);
+  }
+}

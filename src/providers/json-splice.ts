@@ -1,0 +1,105 @@
+/**
+ * Finds a top-level field's value in raw JSON bytes, so the gateway can replace one field (the
+ * model name) without parsing and re-serialising the whole body. The input has already passed
+ * JSON.parse; this scanner only has to walk it, not validate it.
+ */
+
+const quote = 0x22;
+const backslash = 0x5c;
+const openBrace = 0x7b;
+const closeBrace = 0x7d;
+const openBracket = 0x5b;
+const closeBracket = 0x5d;
+const colon = 0x3a;
+const comma = 0x2c;
+
+export interface Span {
+  /** Offset of the value's first byte. */
+  readonly start: number;
+  /** Offset just past the value's last byte. */
+  readonly end: number;
+}
+
+/** The span of `key`'s value in the top-level object, or undefined if absent (or escaped). */
+export function findTopLevelValue(bytes: Buffer, key: string): Span | undefined {
+  const wanted = Buffer.from(JSON.stringify(key));
+  let position = skipSpace(bytes, 0);
+  if (bytes[position] !== openBrace) return undefined;
+  position++;
+  while (position < bytes.length) {
+    position = skipSpace(bytes, position);
+    if (bytes[position] !== quote) return undefined; // "}" of an empty object, or not an object
+    const keyEnd = stringEnd(bytes, position);
+    const matches = keyEnd - position === wanted.length && bytes.compare(wanted, 0, wanted.length, position, keyEnd) === 0;
+    position = skipSpace(bytes, keyEnd);
+    if (bytes[position] !== colon) return undefined;
+    const start = skipSpace(bytes, position + 1);
+    const end = valueEnd(bytes, start);
+    if (matches) return { start, end };
+    position = skipSpace(bytes, end);
+    if (bytes[position] !== comma) return undefined;
+    position++;
+  }
+  return undefined;
+}
+
+/** Replaces the bytes of `span` with `replacement`. */
+export function splice(bytes: Buffer, span: Span, replacement: string): Buffer {
+  return Buffer.concat([bytes.subarray(0, span.start), Buffer.from(replacement), bytes.subarray(span.end)]);
+}
+
+function skipSpace(bytes: Buffer, position: number): number {
+  while (position < bytes.length) {
+    const byte = bytes[position]!;
+    if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) break;
+    position++;
+  }
+  return position;
+}
+
+/** Given the offset of an opening quote, returns the offset just past the closing quote. */
+function stringEnd(bytes: Buffer, open: number): number {
+  let position = open + 1;
+  for (;;) {
+    const close = bytes.indexOf(quote, position);
+    if (close === -1) return bytes.length;
+    // The quote is escaped only if an odd number of backslashes precede it.
+    let slashes = 0;
+    while (bytes[close - 1 - slashes] === backslash) slashes++;
+    if (slashes % 2 === 0) return close + 1;
+    position = close + 1;
+  }
+}
+
+function valueEnd(bytes: Buffer, start: number): number {
+  const first = bytes[start];
+  if (first === quote) return stringEnd(bytes, start);
+  if (first === openBrace || first === openBracket) {
+    let depth = 0;
+    let position = start;
+    while (position < bytes.length) {
+      const byte = bytes[position]!;
+      if (byte === quote) {
+        position = stringEnd(bytes, position);
+        continue;
+      }
+      if (byte === openBrace || byte === openBracket) depth++;
+      else if (byte === closeBrace || byte === closeBracket) {
+        depth--;
+        if (depth === 0) return position + 1;
+      }
+      position++;
+    }
+    return position;
+  }
+  // A number, true, false or null runs until a delimiter.
+  let position = start;
+  while (position < bytes.length) {
+    const byte = bytes[position]!;
+    if (byte === comma || byte === closeBrace || byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) {
+      break;
+    }
+    position++;
+  }
+  return position;
+}

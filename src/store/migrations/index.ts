@@ -1,0 +1,39 @@
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+
+/**
+ * Versioned migrations, applied in name order and recorded by Kysely's migrator. Never edit one
+ * that has shipped: add the next. Each is written once for SQLite and Postgres alike.
+ */
+const migrations: Record<string, Migration> = {
+  '0001-request-log': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('request_log')
+        .addColumn('seq', 'integer', (column) => column.primaryKey().autoIncrement())
+        .addColumn('id', 'text', (column) => column.notNull())
+        .addColumn('started_at', 'bigint', (column) => column.notNull())
+        .addColumn('endpoint', 'text', (column) => column.notNull())
+        .addColumn('model', 'text')
+        .addColumn('target', 'text')
+        .addColumn('upstream_model', 'text')
+        .addColumn('status', 'integer', (column) => column.notNull())
+        .addColumn('stream', 'integer', (column) => column.notNull().defaultTo(0))
+        .addColumn('prompt_tokens', 'integer')
+        .addColumn('completion_tokens', 'integer')
+        .addColumn('total_tokens', 'integer')
+        .addColumn('duration_ms', 'real', (column) => column.notNull())
+        .addColumn('upstream_ms', 'real')
+        .addColumn('first_byte_ms', 'real')
+        .addColumn('error_code', 'text')
+        .execute();
+      await db.schema.createIndex('request_log_started_at').on('request_log').column('started_at').execute();
+      await db.schema.createIndex('request_log_id').on('request_log').column('id').execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};

@@ -1,0 +1,27 @@
+import type { Generated } from 'kysely';
+
+/** Table types as Kysely sees them; each migration that changes a table changes its type here. */
+export interface Database {
+  request_log: RequestLogTable;
+}
+
+export interface RequestLogTable {
+  /** The request id: the client's x-request-id, or one the gateway generated. */
+  id: string;
+  /** Milliseconds since the epoch when the request arrived. */
+  started_at: number;
+  endpoint: string;
+  model: string | null;
+  target: string | null;
+  upstream_model: string | null;
+  status: number;
+  stream: number;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  total_tokens: number | null;
+  duration_ms: number;
+  upstream_ms: number | null;
+  first_byte_ms: number | null;
+  error_code: string | null;
+  seq: Generated<number>;
+}

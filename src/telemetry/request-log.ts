@@ -1,0 +1,85 @@
+import type { Logger } from 'pino';
+import type { Store } from '../store/database.js';
+import type { RequestLogTable } from '../store/schema.js';
+
+const maxRetained = 100_000;
+
+export type RequestRecord = Omit<RequestLogTable, 'seq'>;
+
+export interface RequestLogOptions {
+  readonly flushInterval: number;
+  readonly batchSize: number;
+}
+
+/**
+ * Collects request records and writes them to the store in batches, off the request path: a
+ * request only appends to an array. A timer (or a full batch) triggers one multi-row insert.
+ * On shutdown `close()` writes whatever is left. Records in memory when the process is killed
+ * outright are lost — at most one flush interval's worth.
+ */
+export class RequestLog {
+  #queue: RequestRecord[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: RequestLogOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  append(record: RequestRecord): void {
+    if (this.#closed) return;
+    this.#queue.push(record);
+    if (this.#queue.length >= this.options.batchSize) this.#flushSoon(0);
+    else if (this.#timer === undefined) this.#flushSoon(this.options.flushInterval);
+  }
+
+  /** Writes everything queued so far; resolves when it is in the store. */
+  flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const batch = this.#queue;
+    if (batch.length === 0) return this.#writing;
+    this.#queue = [];
+    this.#writing = this.#writing.then(() => this.#write(batch));
+    return this.#writing;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.#closed = true;
+  }
+
+  #flushSoon(delay: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush();
+    }, delay);
+    this.#timer.unref();
+  }
+
+  async #write(batch: RequestRecord[]): Promise<void> {
+    try {
+      // SQLite allows 32766 bound parameters; 15 columns a row keeps a chunk of 1000 well inside.
+      for (let from = 0; from < batch.length; from += 1000) {
+        await this.store
+          .insertInto('request_log')
+          .values(batch.slice(from, from + 1000))
+          .execute();
+      }
+    } catch (error) {
+      // Keep the records for the next flush (a locked or full disk may clear), but bounded, so
+      // a store that stays broken cannot grow the queue without end.
+      const room = this.#closed ? 0 : maxRetained - this.#queue.length;
+      const retained = room > 0 ? batch.slice(-room) : [];
+      this.#queue = retained.concat(this.#queue);
+      this.logger.error({ err: error, records: batch.length, retained: retained.length }, 'request log write failed');
+      if (retained.length > 0) this.#flushSoon(this.options.flushInterval);
+    }
+  }
+}
