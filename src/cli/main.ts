@@ -77,7 +77,10 @@ async function serve(args: string[]): Promise<number> {
 
   const logger = createLogger(config.log.level);
   const gateway = await startGateway(config, logger);
-  logger.info({ url: gateway.url, models: config.models.map((model) => model.name), config: file ?? 'environment' }, 'switchyard listening');
+  logger.info(
+    { url: gateway.url, models: config.models.map((model) => model.name), config: file ?? 'environment' },
+    'switchyard listening',
+  );
   if (config.models.length === 0) {
     logger.warn(
       `no models configured: pass --config FILE, or set a provider in the environment (${environmentVendors
@@ -96,7 +99,10 @@ async function serve(args: string[]): Promise<number> {
         return;
       }
       stopping = true;
-      logger.info({ signal, drain_timeout_ms: config.server.drainTimeout }, 'shutting down: draining requests in flight');
+      logger.info(
+        { signal, drain_timeout_ms: config.server.drainTimeout },
+        'shutting down: draining requests in flight',
+      );
       gateway.close().then(
         () => {
           logger.info('shutdown complete');
@@ -138,7 +144,9 @@ async function configCommand(args: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`switchyard: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `switchyard: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(1);
   },
 );

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import {
   dataDirectory,
@@ -51,12 +51,14 @@ export async function loadConfigFile(file: string, env: Env = process.env): Prom
 }
 
 export function parseConfigText(text: string, env: Env = process.env, file?: string): GatewayConfig {
-  const document = parseDocument(text, { prettyErrors: false });
+  // Without prettyErrors, errors carry only offsets; the counter turns them into line numbers.
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: false, lineCounter });
   if (document.errors.length > 0) {
     throw new ConfigError(
       document.errors.map((error) => ({
         path: '',
-        message: `YAML syntax error at line ${error.linePos?.[0]?.line ?? '?'}: ${error.message.split('\n')[0]}`,
+        message: `YAML syntax error at line ${lineCounter.linePos(error.pos[0]).line}: ${error.message.split('\n')[0]}`,
       })),
       file,
     );
@@ -72,7 +74,8 @@ export function parseConfigText(text: string, env: Env = process.env, file?: str
 
 /** Checks a parsed tree against the schema, collecting every issue rather than the first. */
 export function validateConfig(tree: unknown): RawConfig {
-  const result = configSchema.safeParse(tree);
+  // reportInput lets describeIssue tell a missing field from one of the wrong type.
+  const result = configSchema.safeParse(tree, { reportInput: true });
   if (result.success) return result.data;
   throw new ConfigError(result.error.issues.flatMap(describeIssue));
 }
@@ -105,8 +108,18 @@ function serverFromEnvironment(env: Env): Record<string, unknown> {
 // ${NAME} or ${NAME:-fallback}; "$${" writes a literal "${".
 const interpolationPattern = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** Replaces ${VAR} in every string of the tree; an unset variable is an error at its path. */
+/**
+ * Replaces ${VAR} in every string of the tree. Every unset variable is an issue at its path, all
+ * reported together, so one run names everything the environment lacks.
+ */
 export function interpolate(node: unknown, env: Env, path: (string | number)[]): unknown {
+  const issues: ConfigIssue[] = [];
+  const value = interpolateNode(node, env, path, issues);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return value;
+}
+
+function interpolateNode(node: unknown, env: Env, path: (string | number)[], issues: ConfigIssue[]): unknown {
   if (typeof node === 'string') {
     const missing: string[] = [];
     const value = node.replace(interpolationPattern, (match, name?: string, fallback?: string) => {
@@ -118,19 +131,20 @@ export function interpolate(node: unknown, env: Env, path: (string | number)[]):
       return '';
     });
     if (missing.length > 0) {
-      throw new ConfigError([
-        {
-          path: formatPath(path),
-          message: `environment variable ${missing.join(', ')} is not set; set it, or write \${${missing[0]}:-default}`,
-        },
-      ]);
+      issues.push({
+        path: formatPath(path),
+        message: `environment variable ${missing.join(', ')} is not set; set it, or write \${${missing[0]}:-default}`,
+      });
     }
     return value;
   }
-  if (Array.isArray(node)) return node.map((item, index) => interpolate(item, env, [...path, index]));
+  if (Array.isArray(node)) {
+    return node.map((item, index) => interpolateNode(item, env, [...path, index], issues));
+  }
   if (node !== null && typeof node === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(node)) out[key] = interpolate(value, env, [...path, key]);
+    for (const [key, value] of Object.entries(node))
+      out[key] = interpolateNode(value, env, [...path, key], issues);
     return out;
   }
   return node;
@@ -259,22 +273,38 @@ function describeIssue(issue: z.core.$ZodIssue): ConfigIssue[] {
         {
           path,
           message:
-            issue.input === undefined ? `is required (${issue.expected})` : `must be ${article(issue.expected)}`,
+            issue.input === undefined
+              ? `is required (${issue.expected})`
+              : `must be ${article(issue.expected)}`,
         },
       ];
     case 'invalid_value':
-      return [{ path, message: `must be one of: ${issue.values.map((value) => JSON.stringify(value)).join(', ')}` }];
+      return [
+        { path, message: `must be one of: ${issue.values.map((value) => JSON.stringify(value)).join(', ')}` },
+      ];
+    case 'invalid_key':
+      // A record key (a provider's name) that fails its pattern; the inner issue says why.
+      return [{ path, message: issue.issues[0]?.message ?? 'is not an allowed name' }];
     case 'invalid_union': {
       // Our unions are number-or-string units whose transforms explain themselves.
       const inner = issue.errors.flat().find((child) => child.code === 'custom');
       return [{ path, message: inner?.message ?? 'has an unsupported value' }];
     }
     case 'too_small':
-      return [{ path, message: issue.message.startsWith('Too small') ? `is too small (minimum ${issue.minimum})` : issue.message }];
+      return [
+        {
+          path,
+          message: issue.message.startsWith('Too small')
+            ? `is too small (minimum ${issue.minimum})`
+            : issue.message,
+        },
+      ];
     case 'too_big':
       return [{ path, message: `is too large (maximum ${issue.maximum})` }];
     case 'invalid_format':
-      return [{ path, message: issue.message.startsWith('Invalid') ? `has an invalid format` : issue.message }];
+      return [
+        { path, message: issue.message.startsWith('Invalid') ? `has an invalid format` : issue.message },
+      ];
     default:
       return [{ path, message: issue.message }];
   }

@@ -6,27 +6,23 @@ import { parseDuration, parseSize } from './units.js';
  * misspelt option never silently does nothing. Field names are snake_case, as in the file.
  */
 
-const duration = z
-  .union([z.number(), z.string()])
-  .transform((value, context) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      context.addIssue({ code: 'custom', message: 'must be a duration such as "500ms", "30s" or "5m"' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.union([z.number(), z.string()]).transform((value, context) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    context.addIssue({ code: 'custom', message: 'must be a duration such as "500ms", "30s" or "5m"' });
+    return z.NEVER;
+  }
+  return ms;
+});
 
-const size = z
-  .union([z.number(), z.string()])
-  .transform((value, context) => {
-    const bytes = parseSize(value);
-    if (bytes === undefined) {
-      context.addIssue({ code: 'custom', message: 'must be a size such as "512kb" or "10mb"' });
-      return z.NEVER;
-    }
-    return bytes;
-  });
+const size = z.union([z.number(), z.string()]).transform((value, context) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    context.addIssue({ code: 'custom', message: 'must be a size such as "512kb" or "10mb"' });
+    return z.NEVER;
+  }
+  return bytes;
+});
 
 const httpUrl = z.string().refine(
   (value) => {
@@ -79,7 +75,10 @@ const target = z
   })
   .superRefine((value, context) => {
     if (value.provider === undefined && value.url === undefined) {
-      context.addIssue({ code: 'custom', message: 'needs either "provider" (a name under providers) or "url"' });
+      context.addIssue({
+        code: 'custom',
+        message: 'needs either "provider" (a name under providers) or "url"',
+      });
     }
     if (value.provider !== undefined && value.url !== undefined) {
       context.addIssue({ code: 'custom', message: 'give "provider" or "url", not both', path: ['url'] });
@@ -124,7 +123,15 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .optional(),
-  providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i), provider).optional(),
+  providers: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, {
+        message:
+          'is not a valid provider name; use letters, digits, ".", "_" and "-", starting with a letter or digit',
+      }),
+      provider,
+    )
+    .optional(),
   models: z.array(model).optional(),
 });
 

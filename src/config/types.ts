@@ -51,7 +51,11 @@ export interface GatewayConfig {
   readonly store: {
     /** SQLite file path, or ":memory:". */
     readonly path: string;
-    readonly requestLog: { readonly enabled: boolean; readonly flushInterval: number; readonly batchSize: number };
+    readonly requestLog: {
+      readonly enabled: boolean;
+      readonly flushInterval: number;
+      readonly batchSize: number;
+    };
   };
   readonly models: readonly ModelConfig[];
   /** Where the models came from, for the start-up message. */

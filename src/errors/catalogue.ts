@@ -62,7 +62,8 @@ export const errorCatalogue = {
     status: 404,
     type: 'not_found_error',
     retryable: false,
-    message: 'No such endpoint. See GET /v1/models, POST /v1/chat/completions, /v1/completions, /v1/embeddings.',
+    message:
+      'No such endpoint. See GET /v1/models, POST /v1/chat/completions, /v1/completions, /v1/embeddings.',
   },
   method_not_allowed: {
     status: 405,
@@ -93,7 +94,7 @@ export const errorCatalogue = {
     type: 'server_error',
     retryable: false,
     message:
-      'The upstream provider refused this gateway\'s credentials. An operator must check the target\'s api_key.',
+      "The upstream provider refused this gateway's credentials. An operator must check the target's api_key.",
   },
   upstream_rate_limited: {
     status: 429,

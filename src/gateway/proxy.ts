@@ -134,7 +134,12 @@ export async function proxy(call: ProxyCall): Promise<void> {
       return;
     }
     if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
-      const failure = upstreamFailure(upstream.statusCode, upstream.headers, answer.toString('utf8'), target.config.name);
+      const failure = upstreamFailure(
+        upstream.statusCode,
+        upstream.headers,
+        answer.toString('utf8'),
+        target.config.name,
+      );
       writeError(response, call, failure, upstreamStart);
       finish(failure.status, undefined, failure);
       return;
@@ -216,7 +221,10 @@ function relayStream(call: ProxyCall, upstream: Readable, options: RelayOptions)
     if (rest.trim() !== '') forward([rest.replace(/\s*$/, '\n\n')]);
     if (!done) {
       // An OpenAI stream ends with "data: [DONE]"; without it the answer was cut short.
-      const failure = new GatewayError('upstream_stream_failed', `The stream from "${call.route.target.config.name}" ended before [DONE].`);
+      const failure = new GatewayError(
+        'upstream_stream_failed',
+        `The stream from "${call.route.target.config.name}" ended before [DONE].`,
+      );
       if (!started) {
         writeError(response, call, failure, undefined);
       } else {
@@ -240,7 +248,12 @@ function relayStream(call: ProxyCall, upstream: Readable, options: RelayOptions)
   });
 }
 
-function writeError(response: ServerResponse, call: ProxyCall, error: GatewayError, upstreamStart: number | undefined): void {
+function writeError(
+  response: ServerResponse,
+  call: ProxyCall,
+  error: GatewayError,
+  upstreamStart: number | undefined,
+): void {
   if (response.headersSent || response.destroyed) return;
   const payload = renderOpenAIError(error);
   response.writeHead(error.status, {
@@ -248,7 +261,10 @@ function writeError(response: ServerResponse, call: ProxyCall, error: GatewayErr
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(payload),
     'x-request-id': call.requestId,
-    'server-timing': serverTiming(call.startedAt, upstreamStart === undefined ? 0 : performance.now() - upstreamStart),
+    'server-timing': serverTiming(
+      call.startedAt,
+      upstreamStart === undefined ? 0 : performance.now() - upstreamStart,
+    ),
   });
   response.end(payload);
 }

@@ -21,6 +21,8 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+const idleSweepInterval = 50;
+
 /** Opens the store, compiles the config, and starts listening. */
 export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
   const store = await openStore(config.store.path);
@@ -49,14 +51,21 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const close = () => {
     closing ??= (async () => {
       context.draining = true;
+      // Keep-alive connections go idle as their last answer finishes; Node closes only those
+      // idle when close() is called, so sweep the rest as they free up.
+      const idleSweep = setInterval(() => app.server.closeIdleConnections(), idleSweepInterval);
       const drainTimer = setTimeout(() => {
-        logger.warn({ drain_timeout_ms: config.server.drainTimeout }, 'drain timeout reached; closing open connections');
+        logger.warn(
+          { drain_timeout_ms: config.server.drainTimeout },
+          'drain timeout reached; closing open connections',
+        );
         app.server.closeAllConnections();
       }, config.server.drainTimeout);
       try {
         await app.close();
       } finally {
         clearTimeout(drainTimer);
+        clearInterval(idleSweep);
       }
       await snapshot.pools.destroy();
       await requestLog?.close();

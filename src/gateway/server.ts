@@ -1,5 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { GatewayError, asGatewayError, renderOpenAIError } from '../errors/index.js';
+import { asGatewayError, GatewayError, renderOpenAIError } from '../errors/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestObserver } from '../telemetry/request-observer.js';
 import { requestIdFor } from './request-id.js';

@@ -1,5 +1,11 @@
 import { GatewayError } from '../errors/index.js';
-import { type Endpoint, isJsonObject, type ProxyRequestBody, requestRules, requiredFieldHints } from '../spec/openai.js';
+import {
+  type Endpoint,
+  isJsonObject,
+  type ProxyRequestBody,
+  requestRules,
+  requiredFieldHints,
+} from '../spec/openai.js';
 
 /**
  * Checks the fields the gateway relies on, in the endpoint's declared order, and throws a 400
@@ -7,7 +13,10 @@ import { type Endpoint, isJsonObject, type ProxyRequestBody, requestRules, requi
  */
 export function validateRequestBody(endpoint: Endpoint, body: unknown): ProxyRequestBody {
   if (!isJsonObject(body)) {
-    throw new GatewayError('invalid_body', 'The request body must be a JSON object, such as {"model": "…", …}.');
+    throw new GatewayError(
+      'invalid_body',
+      'The request body must be a JSON object, such as {"model": "…", …}.',
+    );
   }
   for (const rule of requestRules[endpoint]) {
     const value = body[rule.field];

@@ -20,27 +20,53 @@ export interface Span {
   readonly end: number;
 }
 
-/** The span of `key`'s value in the top-level object, or undefined if absent (or escaped). */
+/**
+ * The span of `key`'s value in the top-level object, or undefined when it is absent or when a
+ * JSON parser could read the bytes differently: the key given twice, or spelt with escapes
+ * ("mod\u0065l"). JSON.parse keeps the last duplicate, so splicing the first would leave the
+ * upstream reading the value the client sent rather than the one the gateway chose; the caller
+ * re-serialises instead. The whole top-level object is walked (values skipped, not parsed) so
+ * that a later duplicate is seen.
+ */
 export function findTopLevelValue(bytes: Buffer, key: string): Span | undefined {
   const wanted = Buffer.from(JSON.stringify(key));
+  let found: Span | undefined;
   let position = skipSpace(bytes, 0);
   if (bytes[position] !== openBrace) return undefined;
   position++;
   while (position < bytes.length) {
     position = skipSpace(bytes, position);
     if (bytes[position] !== quote) return undefined; // "}" of an empty object, or not an object
+    const keyStart = position;
     const keyEnd = stringEnd(bytes, position);
-    const matches = keyEnd - position === wanted.length && bytes.compare(wanted, 0, wanted.length, position, keyEnd) === 0;
+    const matches =
+      keyEnd - keyStart === wanted.length && bytes.compare(wanted, 0, wanted.length, keyStart, keyEnd) === 0;
+    if (!matches && escapedSpelling(bytes, keyStart, keyEnd, key)) return undefined;
     position = skipSpace(bytes, keyEnd);
     if (bytes[position] !== colon) return undefined;
     const start = skipSpace(bytes, position + 1);
     const end = valueEnd(bytes, start);
-    if (matches) return { start, end };
+    if (matches) {
+      if (found !== undefined) return undefined;
+      found = { start, end };
+    }
     position = skipSpace(bytes, end);
+    if (bytes[position] === closeBrace) return found;
     if (bytes[position] !== comma) return undefined;
     position++;
   }
   return undefined;
+}
+
+/** Whether the quoted string at [start, end) uses escapes and decodes to `key`. */
+function escapedSpelling(bytes: Buffer, start: number, end: number, key: string): boolean {
+  const text = bytes.subarray(start, end);
+  if (!text.includes(backslash)) return false;
+  try {
+    return JSON.parse(text.toString('utf8')) === key;
+  } catch {
+    return false;
+  }
 }
 
 /** Replaces the bytes of `span` with `replacement`. */
@@ -96,7 +122,14 @@ function valueEnd(bytes: Buffer, start: number): number {
   let position = start;
   while (position < bytes.length) {
     const byte = bytes[position]!;
-    if (byte === comma || byte === closeBrace || byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) {
+    if (
+      byte === comma ||
+      byte === closeBrace ||
+      byte === 0x20 ||
+      byte === 0x0a ||
+      byte === 0x0d ||
+      byte === 0x09
+    ) {
       break;
     }
     position++;

@@ -53,7 +53,10 @@ export function upstreamBody(
     bytes = splice(bytes, span, JSON.stringify(upstreamModel));
   }
   if (requestStreamUsage) {
-    if (body.stream_options != null) return reserialise(body, upstreamModel, true);
+    // Any stream_options the client sent, null included, must be merged rather than shadowed:
+    // prepended, ours would lose to theirs (JSON.parse keeps the last key) and usage would go
+    // unreported.
+    if (body.stream_options !== undefined) return reserialise(body, upstreamModel, true);
     // The body is an object holding at least "model", so a field can go straight after its "{".
     const open = bytes.indexOf(0x7b);
     bytes = Buffer.concat([bytes.subarray(0, open), usageRequest, bytes.subarray(open + 1)]);
@@ -149,7 +152,9 @@ export function upstreamFailure(
 
   if (status === 401 || status === 403) {
     // The upstream's message may quote our credential; the client must never see it.
-    return new GatewayError('upstream_auth_failed', undefined, { cause: `upstream ${targetName} answered ${status}` });
+    return new GatewayError('upstream_auth_failed', undefined, {
+      cause: `upstream ${targetName} answered ${status}`,
+    });
   }
   if (status === 429) {
     const retry: Record<string, string> = {};
@@ -157,13 +162,20 @@ export function upstreamFailure(
       const value = headers[name];
       if (typeof value === 'string') retry[name] = value;
     }
-    return new GatewayError('upstream_rate_limited', `Upstream "${targetName}" is rate limiting: ${upstreamMessage}`, {
-      headers: retry,
-      upstream,
-    });
+    return new GatewayError(
+      'upstream_rate_limited',
+      `Upstream "${targetName}" is rate limiting: ${upstreamMessage}`,
+      {
+        headers: retry,
+        upstream,
+      },
+    );
   }
   if (status >= 400 && status < 500) {
     return new GatewayError('upstream_rejected', upstreamMessage, { status, param, upstream });
   }
-  return new GatewayError('upstream_error', `Upstream "${targetName}" answered ${status}: ${upstreamMessage}`);
+  return new GatewayError(
+    'upstream_error',
+    `Upstream "${targetName}" answered ${status}: ${upstreamMessage}`,
+  );
 }

@@ -49,7 +49,11 @@ function findBoundary(text: string, from: number): number {
     const nextNewline = text.indexOf('\n', after);
     const nextCarriage = text.indexOf('\r', after);
     position =
-      nextNewline === -1 ? nextCarriage : nextCarriage === -1 ? nextNewline : Math.min(nextNewline, nextCarriage);
+      nextNewline === -1
+        ? nextCarriage
+        : nextCarriage === -1
+          ? nextNewline
+          : Math.min(nextNewline, nextCarriage);
   }
   return -1;
 }
@@ -86,6 +90,9 @@ export function parseSseEvent(text: string): SseEvent {
 
 /** Encodes one event; `data` may hold newlines, each becoming its own data line. */
 export function encodeSseEvent(data: string, event?: string): string {
-  const lines = data.split('\n').map((line) => `data: ${line}`).join('\n');
+  const lines = data
+    .split('\n')
+    .map((line) => `data: ${line}`)
+    .join('\n');
   return event ? `event: ${event}\n${lines}\n\n` : `${lines}\n\n`;
 }

@@ -33,7 +33,8 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 const string = (value: unknown) => (typeof value === 'string' ? undefined : 'must be a string');
 const nonEmptyString = (value: unknown) =>
   typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string';
-const boolean = (value: unknown) => (typeof value === 'boolean' || value === null ? undefined : 'must be true or false');
+const boolean = (value: unknown) =>
+  typeof value === 'boolean' || value === null ? undefined : 'must be true or false';
 const object = (value: unknown) => (isObject(value) || value === null ? undefined : 'must be an object');
 const array = (value: unknown) => (Array.isArray(value) || value === null ? undefined : 'must be an array');
 
@@ -133,7 +134,10 @@ export const requestRules: Readonly<Record<Endpoint, readonly FieldRule[]>> = {
   embeddings: [
     model,
     { field: 'input', required: true, check: embeddingInput },
-    { field: 'encoding_format', check: (value) => (value === 'float' || value === 'base64' ? undefined : 'must be "float" or "base64"') },
+    {
+      field: 'encoding_format',
+      check: (value) => (value === 'float' || value === 'base64' ? undefined : 'must be "float" or "base64"'),
+    },
     { field: 'dimensions', check: integer(1) },
     { field: 'user', check: string },
   ],

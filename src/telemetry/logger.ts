@@ -8,13 +8,21 @@ export type { Logger } from 'pino';
  * durations and token counts only, and the redact list guards against a header slipping in.
  */
 export function createLogger(level: string, destination: pino.DestinationStream | number = 1): Logger {
-  const stream = typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination;
+  const stream =
+    typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination;
   return pino(
     {
       level,
       base: { pid: process.pid },
       redact: {
-        paths: ['headers.authorization', 'headers["x-api-key"]', '*.apiKey', '*.api_key', 'apiKey', 'api_key'],
+        paths: [
+          'headers.authorization',
+          'headers["x-api-key"]',
+          '*.apiKey',
+          '*.api_key',
+          'apiKey',
+          'api_key',
+        ],
         censor: '[redacted]',
       },
     },

@@ -78,7 +78,10 @@ export class RequestLog {
       const room = this.#closed ? 0 : maxRetained - this.#queue.length;
       const retained = room > 0 ? batch.slice(-room) : [];
       this.#queue = retained.concat(this.#queue);
-      this.logger.error({ err: error, records: batch.length, retained: retained.length }, 'request log write failed');
+      this.logger.error(
+        { err: error, records: batch.length, retained: retained.length },
+        'request log write failed',
+      );
       if (retained.length > 0) this.#flushSoon(this.options.flushInterval);
     }
   }

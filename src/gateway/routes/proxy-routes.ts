@@ -47,7 +47,11 @@ export function modelNotFound(name: string, table: ModelTable): GatewayError {
   }
   const shown = names.slice(0, listedModels).join(', ');
   const more = names.length > listedModels ? ` and ${names.length - listedModels} more (GET /v1/models)` : '';
-  return new GatewayError('model_not_found', `The model "${name}" does not exist. Available models: ${shown}${more}.`, {
-    param: 'model',
-  });
+  return new GatewayError(
+    'model_not_found',
+    `The model "${name}" does not exist. Available models: ${shown}${more}.`,
+    {
+      param: 'model',
+    },
+  );
 }

@@ -1,0 +1,136 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, startCli } from '../support/cli.js';
+import { type MockUpstream, startMockUpstream } from '../support/mock-upstream.js';
+
+let directory: string;
+let upstream: MockUpstream;
+
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'switchyard-cli-'));
+  upstream = await startMockUpstream({ chunkDelayMs: 100 });
+});
+afterAll(async () => {
+  await upstream?.close();
+  await rm(directory, { recursive: true, force: true });
+});
+
+async function configFile(name: string, text: string): Promise<string> {
+  const file = join(directory, name);
+  await writeFile(file, text);
+  return file;
+}
+
+describe('switchyard config validate', () => {
+  it('accepts a valid file and says what it holds', async () => {
+    const file = await configFile(
+      'good.yaml',
+      `models:\n  - name: a\n    targets:\n      - url: http://127.0.0.1:1/v1\n`,
+    );
+    const result = await runCli(['config', 'validate', file]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('valid (1 models, 1 targets)');
+  });
+
+  it('rejects an invalid file, naming each path and the fix', async () => {
+    const file = await configFile(
+      'bad.yaml',
+      `models:
+  - name: a
+    targets:
+      - url: http://127.0.0.1:1/v1
+  - name: b
+    targets:
+      - url: http://127.0.0.1:1/v1
+  - name: c
+    targets:
+      - url: ftp://example
+        timeout: 5
+`,
+    );
+    const result = await runCli(['config', 'validate', file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('models[2].targets[0].url: must be an http(s) URL');
+    expect(result.stderr).toContain('models[2].targets[0].timeout: unknown key');
+  });
+
+  it('names an unset environment variable', async () => {
+    const file = await configFile(
+      'env.yaml',
+      `models:\n  - name: a\n    targets:\n      - url: http://127.0.0.1:1/v1\n        api_key: \${NOT_SET_ANYWHERE}\n`,
+    );
+    const result = await runCli(['config', 'validate', file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      'models[0].targets[0].api_key: environment variable NOT_SET_ANYWHERE is not set',
+    );
+  });
+});
+
+describe('switchyard serve', () => {
+  it('refuses to start on an invalid config, exiting 1 with the problem', async () => {
+    const file = await configFile('broken.yaml', 'server:\n  port: "eighty"\n');
+    const child = await runCli(['serve', '--config', file, '--port', '0']);
+    expect(child.code).toBe(1);
+    expect(child.stderr).toContain('server.port: must be a number');
+  });
+
+  it('starts with no config and no provider in the environment, and says how to add one', async () => {
+    const server = await startCli([], { SWITCHYARD_DATA_DIR: directory });
+    const response = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(response.status).toBe(404);
+    expect(((await response.json()) as any).error.message).toContain('no models are configured');
+    expect(await server.stop()).toBe(0);
+    expect(server.output.join('\n')).toMatch(/no models configured: pass --config FILE, or set a provider/);
+  });
+
+  it('takes providers from the environment when no config file is given', async () => {
+    const server = await startCli([], {
+      SWITCHYARD_DATA_DIR: directory,
+      OPENAI_API_KEY: 'sk-env',
+      OPENAI_BASE_URL: upstream.url,
+    });
+    const response = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(response.status).toBe(200);
+    expect(upstream.requests.at(-1)!.json.model).toBe('gpt-4o-mini');
+    expect(upstream.requests.at(-1)!.headers.authorization).toBe('Bearer sk-env');
+    expect(await server.stop()).toBe(0);
+  });
+
+  it('on SIGTERM finishes a stream in flight, refuses new work, then exits 0', async () => {
+    const file = await configFile(
+      'drain.yaml',
+      `store:\n  path: ${join(directory, 'drain.db')}\nmodels:\n  - name: slow\n    targets:\n      - url: ${upstream.url}\n`,
+    );
+    const server = await startCli(['--config', file]);
+    const response = await request(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow', messages: [{ role: 'user', content: 'x' }], stream: true }),
+    });
+    expect(response.statusCode).toBe(200);
+    // About 700 ms of chunks remain when the signal lands.
+    server.child.kill('SIGTERM');
+    let text = '';
+    for await (const chunk of response.body) text += chunk;
+    expect(text.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(text).toContain('upstream');
+    expect(await server.exited).toBe(0);
+    const refused = await fetch(`${server.url}/healthz`).then(
+      () => 'answered',
+      () => 'refused',
+    );
+    expect(refused).toBe('refused');
+  });
+});
