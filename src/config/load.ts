@@ -143,8 +143,9 @@ function interpolateNode(node: unknown, env: Env, path: (string | number)[], iss
   }
   if (node !== null && typeof node === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(node))
+    for (const [key, value] of Object.entries(node)) {
       out[key] = interpolateNode(value, env, [...path, key], issues);
+    }
     return out;
   }
   return node;

@@ -41,7 +41,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (error) {
     await snapshot.pools.destroy();
-    await store.destroy();
+    await store.close();
     throw error;
   }
   const address = app.server.address() as AddressInfo;
@@ -69,7 +69,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       }
       await snapshot.pools.destroy();
       await requestLog?.close();
-      await store.destroy();
+      await store.close();
     })();
     return closing;
   };

@@ -20,7 +20,14 @@ export interface PreparedTarget {
 
 export function prepareTarget(config: TargetConfig): PreparedTarget {
   const headers: string[] = ['content-type', 'application/json'];
-  for (const [name, value] of Object.entries(config.headers)) headers.push(name.toLowerCase(), value);
+  for (const [name, value] of Object.entries(config.headers)) {
+    const lower = name.toLowerCase();
+    // The target's api_key is the credential; a configured header must not send a second one.
+    if (lower === 'authorization' && config.apiKey !== undefined) continue;
+    // Framing headers are the HTTP client's to set from the body it sends.
+    if (lower === 'content-type' || lower === 'content-length' || lower === 'host') continue;
+    headers.push(lower, value);
+  }
   if (config.apiKey !== undefined) headers.push('authorization', `Bearer ${config.apiKey}`);
   return Object.freeze({
     config,

@@ -43,6 +43,9 @@ function findBoundary(text: string, from: number): number {
   while (position !== -1 && position < text.length) {
     const after = terminatorEnd(text, position);
     if (after < text.length && (text[after] === '\n' || text[after] === '\r')) {
+      // A "\r" that ends the text may be the first half of a "\r\n" still in flight; wait for
+      // it, so an event's text is the same however the stream happens to be chunked.
+      if (text[after] === '\r' && after + 1 === text.length) return -1;
       return terminatorEnd(text, after);
     }
     if (after >= text.length) return -1;

@@ -25,3 +25,6 @@ export interface RequestLogTable {
   error_code: string | null;
   seq: Generated<number>;
 }
+
+/** A request-log row as written; `seq` is assigned by the database. */
+export type RequestLogRow = Omit<RequestLogTable, 'seq'>;

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/database.js';
-import type { RequestLogTable } from '../store/schema.js';
+import type { RequestLogRow } from '../store/schema.js';
 
 const maxRetained = 100_000;
 
-export type RequestRecord = Omit<RequestLogTable, 'seq'>;
+export type RequestRecord = RequestLogRow;
 
 export interface RequestLogOptions {
   readonly flushInterval: number;
@@ -65,13 +65,7 @@ export class RequestLog {
 
   async #write(batch: RequestRecord[]): Promise<void> {
     try {
-      // SQLite allows 32766 bound parameters; 15 columns a row keeps a chunk of 1000 well inside.
-      for (let from = 0; from < batch.length; from += 1000) {
-        await this.store
-          .insertInto('request_log')
-          .values(batch.slice(from, from + 1000))
-          .execute();
-      }
+      await this.store.insertRequestLog(batch);
     } catch (error) {
       // Keep the records for the next flush (a locked or full disk may clear), but bounded, so
       // a store that stays broken cannot grow the queue without end.
