@@ -26,6 +26,9 @@ export interface GatewayContext {
   readonly logger: Logger;
 }
 
+/** Probes keep answering while draining: /healthz stays 200, /readyz turns 503. */
+const healthPaths = new Set(['/healthz', '/readyz']);
+
 /** Receiving one request (headers and body) may take this long; answers are timed per target. */
 const requestReceiveTimeout = 60_000;
 
@@ -54,7 +57,7 @@ export function buildGateway(context: GatewayContext): FastifyInstance {
     request.startedAt = performance.now();
     request.startedAtEpoch = Date.now();
     reply.header('x-request-id', request.id);
-    if (context.draining) {
+    if (context.draining && !healthPaths.has(request.routeOptions.url ?? '')) {
       reply.header('connection', 'close');
       throw new GatewayError('shutting_down');
     }
