@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
-import type { Pool } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { GatewayError, renderOpenAIError, renderOpenAIStreamError } from '../errors/index.js';
 import { extractUsage, upstreamBody, upstreamFailure } from '../providers/openai-compatible.js';
 import { SseSplitter } from '../providers/sse.js';
@@ -38,255 +37,298 @@ const doneEvent = /^data: ?\[DONE\]/m;
 class ClientGone extends Error {}
 
 /**
- * Sends one request upstream and answers the client: a non-streamed answer is read whole (for
+ * Sends one request upstream and answers the client. A non-streamed answer is read whole (for
  * its usage and Server-Timing) and written in one go; a stream is forwarded event by event as it
- * arrives, with backpressure, and its usage picked out on the way. Never throws: every outcome,
- * error included, is written to the response and reported to `observe` exactly once.
+ * arrives, with backpressure, and its usage picked out on the way. Every outcome, error
+ * included, is written to the response and reported to `observe` exactly once.
+ *
+ * It drives undici's dispatcher directly (ADR 0001): no response stream object, no promise and
+ * no AbortSignal per request, which the overhead benchmark showed to be a good share of the cost.
  */
-export async function proxy(call: ProxyCall): Promise<void> {
-  const { route, body, response } = call;
-  const target = route.target;
-  const timeouts = target.config.timeouts;
-  const streaming = body.stream === true && call.endpoint !== 'embeddings';
-  const clientWantsUsage = streaming && body.stream_options?.include_usage === true;
-  const addUsageRequest = streaming && !clientWantsUsage && target.config.streamUsage;
+export function proxy(call: ProxyCall): void {
+  const exchange = new Exchange(call);
+  const target = call.route.target;
+  call.pool.dispatch(
+    {
+      method: 'POST',
+      path: target.paths[call.endpoint],
+      headers: target.headers.concat('x-request-id', call.requestId),
+      body: upstreamBody(call.raw, call.body, call.route.upstreamModel, exchange.addUsageRequest),
+      headersTimeout: target.config.timeouts.firstByte,
+      bodyTimeout: target.config.timeouts.idle,
+    },
+    exchange,
+  );
+}
 
-  const controller = new AbortController();
-  const totalTimer = setTimeout(() => {
-    controller.abort(
-      new GatewayError('request_timeout', `The request to "${target.config.name}" exceeded timeouts.total.`),
-    );
-  }, timeouts.total);
-  const onClose = () => {
-    if (!response.writableFinished) controller.abort(new ClientGone());
-  };
-  response.once('close', onClose);
+type Phase = 'waiting' | 'buffering' | 'streaming' | 'done';
 
-  const record: RequestRecord = {
-    id: call.requestId,
-    started_at: call.startedAtEpoch,
-    endpoint: `/v1/${call.endpoint}`,
-    model: body.model,
-    target: target.config.name,
-    upstream_model: route.upstreamModel,
-    status: 0,
-    stream: streaming ? 1 : 0,
-    prompt_tokens: null,
-    completion_tokens: null,
-    total_tokens: null,
-    duration_ms: 0,
-    upstream_ms: null,
-    first_byte_ms: null,
-    error_code: null,
-  };
-  const upstreamStart = performance.now();
-  const finish = (status: number, usage: Usage | undefined, error: GatewayError | undefined) => {
-    clearTimeout(totalTimer);
-    response.off('close', onClose);
+/** One request's journey upstream and back; undici calls its handler methods. */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly addUsageRequest: boolean;
+  readonly #call: ProxyCall;
+  readonly #streaming: boolean;
+  readonly #record: RequestRecord;
+  readonly #upstreamStart = performance.now();
+  readonly #totalTimer: NodeJS.Timeout;
+  #controller: Dispatcher.DispatchController | undefined;
+  /** Why the exchange must stop, when that is decided before undici handed us its controller. */
+  #abortReason: Error | undefined;
+  #phase: Phase = 'waiting';
+  #status = 0;
+  #contentType: string | undefined;
+  #headers: IncomingHttpHeaders = {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #splitter: SseSplitter | undefined;
+  #usage: Usage | undefined;
+  #headSent = false;
+  #sawDone = false;
+  #serverTiming = '';
+
+  constructor(call: ProxyCall) {
+    this.#call = call;
+    const { body, route } = call;
+    this.#streaming = body.stream === true && call.endpoint !== 'embeddings';
+    const clientWantsUsage = this.#streaming && body.stream_options?.include_usage === true;
+    this.addUsageRequest = this.#streaming && !clientWantsUsage && route.target.config.streamUsage;
+    this.#record = {
+      id: call.requestId,
+      started_at: call.startedAtEpoch,
+      endpoint: `/v1/${call.endpoint}`,
+      model: body.model,
+      target: route.target.config.name,
+      upstream_model: route.upstreamModel,
+      status: 0,
+      stream: this.#streaming ? 1 : 0,
+      prompt_tokens: null,
+      completion_tokens: null,
+      total_tokens: null,
+      duration_ms: 0,
+      upstream_ms: null,
+      first_byte_ms: null,
+      error_code: null,
+    };
+    this.#totalTimer = setTimeout(this.#onTotalTimeout, route.target.config.timeouts.total);
+    call.response.once('close', this.#onClientClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abortReason) controller.abort(this.#abortReason);
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (statusCode < 200) return; // 1xx informational; the real answer follows.
     const now = performance.now();
+    this.#record.first_byte_ms = round(now - this.#upstreamStart);
+    this.#status = statusCode;
+    this.#headers = headers;
+    const contentType = headers['content-type'];
+    this.#contentType = typeof contentType === 'string' ? contentType : undefined;
+    const ok = statusCode < 300;
+    if (ok && this.#streaming && this.#contentType?.startsWith(eventStream)) {
+      this.#phase = 'streaming';
+      this.#splitter = new SseSplitter();
+      this.#serverTiming = serverTiming(this.#call.startedAt, now - this.#upstreamStart);
+    } else {
+      this.#phase = 'buffering';
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#phase === 'streaming') {
+      this.#forward(this.#splitter!.push(chunk));
+      return;
+    }
+    this.#size += chunk.length;
+    if (this.#size > maxBufferedBody) {
+      controller.abort(new GatewayError('upstream_bad_response', 'The upstream answer is larger than 64 MiB.'));
+      return;
+    }
+    this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.#phase === 'streaming') this.#endStream();
+    else this.#endBuffered();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#fail(error);
+  }
+
+  #fail(error: Error): void {
+    if (this.#phase === 'done') return;
+    if (error instanceof ClientGone || this.#abortReason instanceof ClientGone) {
+      this.#finish(clientClosedStatus, undefined);
+      return;
+    }
+    const failure = transportError(error, this.#call.route.target.config.name);
+    if (this.#headSent) {
+      this.#call.response.end(renderOpenAIStreamError(failure));
+      this.#finish(200, failure);
+      return;
+    }
+    this.#writeError(failure);
+    this.#finish(failure.status, failure);
+  }
+
+  #endBuffered(): void {
+    const answer = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size);
+    this.#chunks = [];
+    const status = this.#status;
+    if (status < 200 || status >= 300) {
+      const failure = upstreamFailure(status, this.#headers, answer.toString('utf8'), this.#call.route.target.config.name);
+      this.#writeError(failure);
+      this.#finish(failure.status, failure);
+      return;
+    }
+    this.#usage = extractUsage(answer);
+    const response = this.#call.response;
+    if (response.destroyed) {
+      this.#finish(clientClosedStatus, undefined);
+      return;
+    }
+    response.writeHead(status, {
+      'content-type': this.#contentType ?? 'application/json',
+      'content-length': answer.length,
+      'x-request-id': this.#call.requestId,
+      'server-timing': serverTiming(this.#call.startedAt, performance.now() - this.#upstreamStart),
+    });
+    response.end(answer);
+    this.#finish(status, undefined);
+  }
+
+  /**
+   * Forwards whole SSE events. The response head waits for the first event, so that a stream
+   * that dies before saying anything still gets a real error status, not a 200.
+   */
+  #forward(events: string[]): void {
+    if (events.length === 0) return;
+    let out = '';
+    for (const event of events) {
+      if (event.includes('"usage"')) {
+        const found = extractUsage(event);
+        if (found) {
+          this.#usage = found;
+          // The client did not ask for the usage chunk; the gateway did, for accounting.
+          if (this.addUsageRequest && usageOnlyChunk.test(event)) continue;
+        }
+      }
+      if (!this.#sawDone && doneEvent.test(event)) this.#sawDone = true;
+      out += event;
+    }
+    if (out === '') return;
+    const response = this.#call.response;
+    if (!this.#headSent) this.#writeStreamHead();
+    if (!response.write(out)) {
+      this.#controller?.pause();
+      response.once('drain', this.#onDrain);
+    }
+  }
+
+  #endStream(): void {
+    const rest = this.#splitter!.flush();
+    // A last event without its blank line still counts; terminate it for the client's parser.
+    if (rest.trim() !== '') this.#forward([rest.replace(/\s*$/, '\n\n')]);
+    const response = this.#call.response;
+    if (!this.#sawDone) {
+      // An OpenAI stream ends with "data: [DONE]"; without it the answer was cut short.
+      const failure = new GatewayError(
+        'upstream_stream_failed',
+        `The stream from "${this.#call.route.target.config.name}" ended before [DONE].`,
+      );
+      if (this.#headSent) {
+        response.end(renderOpenAIStreamError(failure));
+        this.#finish(200, failure);
+      } else {
+        this.#writeError(failure);
+        this.#finish(failure.status, failure);
+      }
+      return;
+    }
+    if (!this.#headSent) this.#writeStreamHead();
+    response.end();
+    this.#finish(200, undefined);
+  }
+
+  #writeStreamHead(): void {
+    this.#headSent = true;
+    this.#call.response.writeHead(200, {
+      'content-type': eventStream,
+      'cache-control': 'no-cache',
+      'x-request-id': this.#call.requestId,
+      'server-timing': this.#serverTiming,
+    });
+  }
+
+  #writeError(error: GatewayError): void {
+    const response = this.#call.response;
+    if (response.headersSent || response.destroyed) return;
+    const payload = renderOpenAIError(error);
+    response.writeHead(error.status, {
+      ...error.headers,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(payload),
+      'x-request-id': this.#call.requestId,
+      'server-timing': serverTiming(this.#call.startedAt, performance.now() - this.#upstreamStart),
+    });
+    response.end(payload);
+  }
+
+  #finish(status: number, error: GatewayError | undefined): void {
+    if (this.#phase === 'done') return;
+    this.#phase = 'done';
+    clearTimeout(this.#totalTimer);
+    this.#call.response.off('close', this.#onClientClose);
+    const now = performance.now();
+    const record = this.#record;
     record.status = status;
-    record.duration_ms = round(now - call.startedAt);
-    record.upstream_ms = round(now - upstreamStart);
+    record.duration_ms = round(now - this.#call.startedAt);
+    record.upstream_ms = round(now - this.#upstreamStart);
+    const usage = this.#usage;
     if (usage) {
       record.prompt_tokens = usage.prompt_tokens;
       record.completion_tokens = usage.completion_tokens;
       record.total_tokens = usage.total_tokens;
     }
     if (error) record.error_code = error.code;
-    call.observe(record);
-  };
-  const fail = (error: unknown) => {
-    if (error instanceof ClientGone || controller.signal.reason instanceof ClientGone) {
-      finish(clientClosedStatus, undefined, undefined);
-      return;
-    }
-    const failure = transportError(error, target.config.name);
-    writeError(response, call, failure, upstreamStart);
-    finish(failure.status, undefined, failure);
-  };
-
-  let upstream: { statusCode: number; headers: IncomingHttpHeaders; body: Readable };
-  try {
-    upstream = await call.pool.request({
-      method: 'POST',
-      path: target.paths[call.endpoint],
-      headers: target.headers.concat('x-request-id', call.requestId),
-      body: upstreamBody(call.raw, body, route.upstreamModel, addUsageRequest),
-      signal: controller.signal,
-      headersTimeout: timeouts.firstByte,
-      bodyTimeout: timeouts.idle,
-    });
-  } catch (error) {
-    fail(error);
-    return;
-  }
-  const firstByteAt = performance.now();
-  record.first_byte_ms = round(firstByteAt - upstreamStart);
-
-  const contentType = upstream.headers['content-type'];
-  const isStream = typeof contentType === 'string' && contentType.startsWith(eventStream);
-  if (upstream.statusCode < 200 || upstream.statusCode >= 300 || !streaming || !isStream) {
-    let answer: Buffer;
-    try {
-      answer = await readWhole(upstream.body);
-    } catch (error) {
-      fail(error);
-      return;
-    }
-    if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
-      const failure = upstreamFailure(
-        upstream.statusCode,
-        upstream.headers,
-        answer.toString('utf8'),
-        target.config.name,
-      );
-      writeError(response, call, failure, upstreamStart);
-      finish(failure.status, undefined, failure);
-      return;
-    }
-    const usage = extractUsage(answer);
-    const upstreamTime = performance.now() - upstreamStart;
-    response.writeHead(upstream.statusCode, {
-      'content-type': contentType ?? 'application/json',
-      'content-length': answer.length,
-      'x-request-id': call.requestId,
-      'server-timing': serverTiming(call.startedAt, upstreamTime),
-    });
-    response.end(answer);
-    finish(upstream.statusCode, usage, undefined);
-    return;
+    this.#call.observe(record);
   }
 
-  relayStream(call, upstream.body, {
-    addUsageRequest,
-    serverTiming: serverTiming(call.startedAt, firstByteAt - upstreamStart),
-    finish,
-    fail,
-  });
-}
+  #abort(reason: Error): void {
+    if (this.#phase === 'done') return;
+    this.#abortReason ??= reason;
+    if (this.#controller) this.#controller.abort(reason);
+    // Still queued for a connection: answer now; onRequestStart cancels the dispatch later.
+    else this.#fail(reason);
+  }
 
-interface RelayOptions {
-  readonly addUsageRequest: boolean;
-  readonly serverTiming: string;
-  readonly finish: (status: number, usage: Usage | undefined, error: GatewayError | undefined) => void;
-  readonly fail: (error: unknown) => void;
-}
-
-/**
- * Forwards SSE events as they complete. The response head waits for the first event so that a
- * stream that dies before saying anything still gets a real error status, not a 200.
- */
-function relayStream(call: ProxyCall, upstream: Readable, options: RelayOptions): void {
-  const { response } = call;
-  const splitter = new SseSplitter();
-  let usage: Usage | undefined;
-  let done = false;
-  let started = false;
-
-  const start = () => {
-    started = true;
-    response.writeHead(200, {
-      'content-type': eventStream,
-      'cache-control': 'no-cache',
-      'x-request-id': call.requestId,
-      'server-timing': options.serverTiming,
-    });
-  };
-  const forward = (events: string[]) => {
-    let out = '';
-    for (const event of events) {
-      if (event.includes('"usage"')) {
-        const found = extractUsage(event);
-        if (found) {
-          usage = found;
-          // The client did not ask for the usage chunk; the gateway did, for accounting.
-          if (options.addUsageRequest && usageOnlyChunk.test(event)) continue;
-        }
-      }
-      if (!done && doneEvent.test(event)) done = true;
-      out += event;
-    }
-    if (out === '') return;
-    if (!started) start();
-    if (!response.write(out)) {
-      upstream.pause();
-      response.once('drain', () => upstream.resume());
-    }
+  readonly #onClientClose = () => {
+    if (!this.#call.response.writableFinished) this.#abort(new ClientGone());
   };
 
-  upstream.on('data', (chunk: Buffer) => forward(splitter.push(chunk)));
-  upstream.on('end', () => {
-    const rest = splitter.flush();
-    // A last event without its blank line still counts; terminate it for the client's parser.
-    if (rest.trim() !== '') forward([rest.replace(/\s*$/, '\n\n')]);
-    if (!done) {
-      // An OpenAI stream ends with "data: [DONE]"; without it the answer was cut short.
-      const failure = new GatewayError(
-        'upstream_stream_failed',
-        `The stream from "${call.route.target.config.name}" ended before [DONE].`,
-      );
-      if (!started) {
-        writeError(response, call, failure, undefined);
-      } else {
-        response.end(renderOpenAIStreamError(failure));
-      }
-      options.finish(started ? 200 : failure.status, usage, failure);
-      return;
-    }
-    if (!started) start();
-    response.end();
-    options.finish(200, usage, undefined);
-  });
-  upstream.on('error', (error) => {
-    if (!started || response.destroyed) {
-      options.fail(error);
-      return;
-    }
-    const failure = transportError(error, call.route.target.config.name);
-    response.end(renderOpenAIStreamError(failure));
-    options.finish(200, usage, failure);
-  });
-}
+  readonly #onTotalTimeout = () => {
+    this.#abort(
+      new GatewayError(
+        'request_timeout',
+        `The request to "${this.#call.route.target.config.name}" exceeded timeouts.total.`,
+      ),
+    );
+  };
 
-function writeError(
-  response: ServerResponse,
-  call: ProxyCall,
-  error: GatewayError,
-  upstreamStart: number | undefined,
-): void {
-  if (response.headersSent || response.destroyed) return;
-  const payload = renderOpenAIError(error);
-  response.writeHead(error.status, {
-    ...error.headers,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(payload),
-    'x-request-id': call.requestId,
-    'server-timing': serverTiming(
-      call.startedAt,
-      upstreamStart === undefined ? 0 : performance.now() - upstreamStart,
-    ),
-  });
-  response.end(payload);
+  readonly #onDrain = () => this.#controller?.resume();
 }
 
 /** "gateway;dur=0.21, upstream;dur=12.5": what Switchyard added, and what the upstream took. */
 function serverTiming(startedAt: number, upstreamTime: number): string {
   const total = performance.now() - startedAt;
   return `gateway;dur=${(total - upstreamTime).toFixed(3)}, upstream;dur=${upstreamTime.toFixed(3)}`;
-}
-
-async function readWhole(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > maxBufferedBody) {
-      body.destroy();
-      throw new GatewayError('upstream_bad_response', 'The upstream answer is larger than 64 MiB.');
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
 function round(milliseconds: number): number {

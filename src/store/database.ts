@@ -58,11 +58,9 @@ export async function openStore(path: string): Promise<Store> {
   return {
     db,
     insertRequestLog(rows) {
-      return writer.insert(
-        'request_log',
-        requestLogColumns,
-        rows.flatMap((row) => requestLogColumns.map((column) => row[column])),
-      );
+      const values: unknown[] = [];
+      for (const row of rows) for (const column of requestLogColumns) values.push(row[column]);
+      return writer.insert('request_log', requestLogColumns, values);
     },
     async close() {
       await writer.close();

@@ -32,7 +32,7 @@ export class RequestLog {
   append(record: RequestRecord): void {
     if (this.#closed) return;
     this.#queue.push(record);
-    if (this.#queue.length >= this.options.batchSize) this.#flushSoon(0);
+    if (this.#queue.length === this.options.batchSize) this.#flushSoon(0);
     else if (this.#timer === undefined) this.#flushSoon(this.options.flushInterval);
   }
 

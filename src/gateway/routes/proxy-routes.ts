@@ -18,7 +18,7 @@ export function registerProxyRoutes(app: FastifyInstance, context: GatewayContex
       const route = table.resolve(body.model);
       if (route === undefined) throw modelNotFound(body.model, table);
       reply.hijack();
-      await proxy({
+      proxy({
         requestId: request.id,
         startedAt: request.startedAt,
         startedAtEpoch: request.startedAtEpoch,
