@@ -35,6 +35,17 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repositoryRoot = path.resolve(here, '../..');
 const outputDirectory = path.join(repositoryRoot, 'bench/.out');
 const gatewayEntry = path.join(repositoryRoot, 'dist/cli/main.js');
+// Run the gateway with the node flags its own `#!/usr/bin/env -S node …` line gives it, as the
+// `switchyard` command and `npm start` do.
+const gatewayNodeFlags = () =>
+  (
+    readFileSync(gatewayEntry, 'utf8')
+      .split('\n', 1)[0]
+      .match(/\bnode\b(.*)$/)?.[1] ?? ''
+  )
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
 
 const loadCpu = 0;
 const proxyCpu = 1;
@@ -323,6 +334,7 @@ models:
     cpu: proxyCpu,
     command: process.execPath,
     args: [
+      ...gatewayNodeFlags(),
       ...nodeOptions,
       gatewayEntry,
       'serve',

@@ -59,3 +59,10 @@ export const environmentVendors: readonly EnvironmentVendor[] = [
   { name: 'llamacpp', keyVariable: undefined, urlVariable: 'LLAMACPP_BASE_URL', defaultUrl: undefined },
   { name: 'tgi', keyVariable: 'TGI_API_KEY', urlVariable: 'TGI_BASE_URL', defaultUrl: undefined },
 ];
+
+/** The variable that switches each vendor on: its key, or its URL for servers users run. */
+export function environmentVendorSwitches(): string[] {
+  return environmentVendors.map((vendor) =>
+    vendor.defaultUrl !== undefined && vendor.keyVariable ? vendor.keyVariable : vendor.urlVariable,
+  );
+}

@@ -147,7 +147,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#size += chunk.length;
     if (this.#size > maxBufferedBody) {
-      controller.abort(new GatewayError('upstream_bad_response', 'The upstream answer is larger than 64 MiB.'));
+      controller.abort(
+        new GatewayError('upstream_bad_response', 'The upstream answer is larger than 64 MiB.'),
+      );
       return;
     }
     this.#chunks.push(chunk);
@@ -183,7 +185,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#chunks = [];
     const status = this.#status;
     if (status < 200 || status >= 300) {
-      const failure = upstreamFailure(status, this.#headers, answer.toString('utf8'), this.#call.route.target.config.name);
+      const failure = upstreamFailure(
+        status,
+        this.#headers,
+        answer.toString('utf8'),
+        this.#call.route.target.config.name,
+      );
       this.#writeError(failure);
       this.#finish(failure.status, failure);
       return;

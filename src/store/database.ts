@@ -58,9 +58,7 @@ export async function openStore(path: string): Promise<Store> {
   return {
     db,
     insertRequestLog(rows) {
-      const values: unknown[] = [];
-      for (const row of rows) for (const column of requestLogColumns) values.push(row[column]);
-      return writer.insert('request_log', requestLogColumns, values);
+      return writer.insert('request_log', requestLogColumns, rows);
     },
     async close() {
       await writer.close();

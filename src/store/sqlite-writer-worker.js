@@ -3,9 +3,9 @@
 // requests. Plain JavaScript so that Node runs it as it is, from src/ under the tests and from
 // dist/ in production.
 //
-// Protocol: the main thread posts { id, table, columns, values } where values is the rows
-// flattened (columns.length values per row), or { id, close: true }. The thread answers
-// { id } on success or { id, error } on failure.
+// Protocol: the main thread posts { id, table, columns, rows } where rows is a JSON array of
+// objects holding those columns, or { id, close: true }. The thread answers { id } on success
+// or { id, error } on failure.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import Sqlite from 'libsql';
@@ -38,10 +38,13 @@ function statementsFor(table, columns) {
 /**
  * @param {string} table
  * @param {string[]} columns
- * @param {unknown[]} values
+ * @param {string} rows
  */
-function insert(table, columns, values) {
+function insert(table, columns, rows) {
   const { many, one } = statementsFor(table, columns);
+  /** @type {unknown[]} */
+  const values = [];
+  for (const row of JSON.parse(rows)) for (const column of columns) values.push(row[column] ?? null);
   const width = columns.length;
   const chunk = width * rowsPerStatement;
   database.exec('begin');
@@ -64,7 +67,7 @@ parentPort?.on('message', (message) => {
     return;
   }
   try {
-    insert(message.table, message.columns, message.values);
+    insert(message.table, message.columns, message.rows);
     parentPort?.postMessage({ id: message.id });
   } catch (error) {
     parentPort?.postMessage({

@@ -11,7 +11,8 @@ const proxiedEndpoints: readonly Endpoint[] = ['chat/completions', 'completions'
 
 export function registerProxyRoutes(app: FastifyInstance, context: GatewayContext): void {
   for (const endpoint of proxiedEndpoints) {
-    app.post(`/v1/${endpoint}`, async (request, reply) => {
+    // Synchronous: after hijack() the proxy owns the response, so there is nothing to await.
+    app.post(`/v1/${endpoint}`, (request, reply) => {
       // parse → plan → execute; proxy() writes the answer and reports it itself.
       const body = validateRequestBody(endpoint, request.body);
       const { table, pools } = context.snapshot;
