@@ -8,7 +8,7 @@
 //   BENCH_DURATION         seconds per wrk run (default 10)
 //   BENCH_WARMUP           seconds of warm-up per target before measuring (default 2)
 //   BENCH_STREAM_REQUESTS  streaming requests per target (default 2000, after 200 of warm-up)
-//   BENCH_TARGETS          comma list, subset of direct,nginx,switchyard,switchyard-rewrite
+//   BENCH_TARGETS          comma list, subset of direct,nginx,node-floor,switchyard,switchyard-rewrite
 //   BENCH_NO_WRITE=1       print the results but leave BENCHMARKS.md alone
 //   BENCH_PROFILE=1        afterwards, run Switchyard once more under --cpu-prof for a 16-connection
 //                          run, leaving a .cpuprofile in bench/.out
@@ -53,10 +53,11 @@ const connectionCounts = [1, 16, 64];
 const streamWarmupRequests = 200;
 const upstreamModel = 'bench-model';
 
-const allTargets = ['direct', 'nginx', 'switchyard', 'switchyard-rewrite'];
+const allTargets = ['direct', 'nginx', 'node-floor', 'switchyard', 'switchyard-rewrite'];
 const targetLabels = {
   direct: 'direct',
   nginx: 'nginx',
+  'node-floor': 'node floor (bare node:http + undici)',
   switchyard: 'switchyard',
   'switchyard-rewrite': 'switchyard (model rewrite)',
 };
@@ -308,6 +309,20 @@ http {
   return { handle, url, model: upstreamModel };
 }
 
+async function startNodeFloor(temporary, mockUrl) {
+  const port = await freePort();
+  const handle = startPinned({
+    name: 'node-floor',
+    cpu: proxyCpu,
+    command: process.execPath,
+    args: [...gatewayNodeFlags(), path.join(here, 'node-floor-proxy.mjs'), String(port), mockUrl],
+    logPath: path.join(temporary, 'node-floor.log'),
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await readyOrStopped(`${url}/readyz`, handle);
+  return { handle, url, model: upstreamModel };
+}
+
 async function startSwitchyard(temporary, mockUrl, { name, alias, nodeOptions = [] }) {
   const directory = path.join(temporary, name);
   mkdirSync(directory, { recursive: true });
@@ -359,6 +374,8 @@ function targetStarter(name, temporary, mockUrl) {
       return async () => ({ url: mockUrl, model: upstreamModel });
     case 'nginx':
       return () => startNginx(temporary, mockUrl);
+    case 'node-floor':
+      return () => startNodeFloor(temporary, mockUrl);
     case 'switchyard':
       return () => startSwitchyard(temporary, mockUrl, { name, alias: false });
     case 'switchyard-rewrite':
