@@ -6,23 +6,20 @@ import { parseDuration, parseSize } from './units.js';
  * misspelt option never silently does nothing. Field names are snake_case, as in the file.
  */
 
-const duration = z.union([z.number(), z.string()]).transform((value, context) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    context.addIssue({ code: 'custom', message: 'must be a duration such as "500ms", "30s" or "5m"' });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A number, or a string in human units, read by `parse`; unreadable values get `message`. */
+function unit(parse: (value: string | number) => number | undefined, message: string) {
+  return z.union([z.number(), z.string()]).transform((value, context) => {
+    const parsed = parse(value);
+    if (parsed === undefined) {
+      context.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
 
-const size = z.union([z.number(), z.string()]).transform((value, context) => {
-  const bytes = parseSize(value);
-  if (bytes === undefined) {
-    context.addIssue({ code: 'custom', message: 'must be a size such as "512kb" or "10mb"' });
-    return z.NEVER;
-  }
-  return bytes;
-});
+const duration = unit(parseDuration, 'must be a duration such as "500ms", "30s" or "5m"');
+const size = unit(parseSize, 'must be a size such as "512kb" or "10mb"');
 
 const httpUrl = z.string().refine(
   (value) => {
