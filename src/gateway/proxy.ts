@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import type { Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { GatewayError, renderOpenAIError, renderOpenAIStreamError } from '../errors/index.js';
 import { extractUsage, upstreamBody, upstreamFailure } from '../providers/openai-compatible.js';
 import { SseSplitter } from '../providers/sse.js';
@@ -20,7 +20,7 @@ export interface ProxyCall {
   readonly route: Route;
   readonly body: ProxyRequestBody;
   readonly raw: Buffer;
-  readonly pool: Pool;
+  readonly pool: Dispatcher;
   readonly response: ServerResponse;
   readonly observe: RequestObserver;
 }

@@ -15,10 +15,11 @@ export interface Snapshot {
 }
 
 export function compileSnapshot(config: GatewayConfig, now = Date.now()): Snapshot {
+  const pools = new UpstreamPools(config.models.flatMap((model) => model.targets));
   return Object.freeze({
     config,
-    table: new ModelTable(config.models),
-    pools: new UpstreamPools(config.models.flatMap((model) => model.targets)),
+    table: new ModelTable(config.models, pools),
+    pools,
     createdAt: Math.floor(now / 1000),
   });
 }

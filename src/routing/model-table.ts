@@ -1,10 +1,14 @@
+import type { Dispatcher } from 'undici';
 import type { ModelConfig } from '../config/types.js';
 import { type PreparedTarget, prepareTarget } from '../providers/openai-compatible.js';
+import type { UpstreamPools } from '../providers/upstream-pools.js';
 
 /** Where one request goes: the model entry that matched, the target chosen, the upstream's name. */
 export interface Route {
   readonly model: ModelConfig;
   readonly target: PreparedTarget;
+  /** The connection pool of the target's origin. */
+  readonly pool: Dispatcher;
   /** The model name to send upstream. */
   readonly upstreamModel: string;
 }
@@ -13,7 +17,7 @@ interface Entry {
   readonly config: ModelConfig;
   /** For a wildcard entry ("openai/*"), the part before "*". */
   readonly prefix: string | undefined;
-  readonly targets: readonly PreparedTarget[];
+  readonly targets: readonly { readonly prepared: PreparedTarget; readonly pool: Dispatcher }[];
   next: number;
 }
 
@@ -27,14 +31,17 @@ export class ModelTable {
   readonly #patterns: Entry[] = [];
   readonly #all: readonly ModelConfig[];
 
-  constructor(models: readonly ModelConfig[]) {
+  constructor(models: readonly ModelConfig[], pools: UpstreamPools) {
     this.#all = models;
     for (const config of models) {
       const wildcard = config.name.endsWith('*');
       const entry: Entry = {
         config,
         prefix: wildcard ? config.name.slice(0, -1) : undefined,
-        targets: config.targets.map(prepareTarget),
+        targets: config.targets.map((target) => ({
+          prepared: prepareTarget(target),
+          pool: pools.for(target),
+        })),
         next: 0,
       };
       if (wildcard) this.#patterns.push(entry);
@@ -48,8 +55,8 @@ export class ModelTable {
     if (found === undefined) return undefined;
     const { entry, tail } = found;
     const targets = entry.targets;
-    const target = targets.length === 1 ? targets[0]! : targets[entry.next++ % targets.length]!;
-    return { model: entry.config, target, upstreamModel: target.config.model ?? tail };
+    const { prepared, pool } = targets.length === 1 ? targets[0]! : targets[entry.next++ % targets.length]!;
+    return { model: entry.config, target: prepared, pool, upstreamModel: prepared.config.model ?? tail };
   }
 
   /** The model entry a name would be served by, or the wildcard entry itself when named. */

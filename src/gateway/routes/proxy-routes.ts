@@ -15,7 +15,7 @@ export function registerProxyRoutes(app: FastifyInstance, context: GatewayContex
     app.post(`/v1/${endpoint}`, (request, reply) => {
       // parse → plan → execute; proxy() writes the answer and reports it itself.
       const body = validateRequestBody(endpoint, request.body);
-      const { table, pools } = context.snapshot;
+      const { table } = context.snapshot;
       const route = table.resolve(body.model);
       if (route === undefined) throw modelNotFound(body.model, table);
       reply.hijack();
@@ -27,7 +27,7 @@ export function registerProxyRoutes(app: FastifyInstance, context: GatewayContex
         route,
         body,
         raw: request.rawBody!,
-        pool: pools.for(route.target.config),
+        pool: route.pool,
         response: reply.raw,
         observe: context.observe,
       });
