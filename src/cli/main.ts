@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../config/types.js';
 import { environmentVendorSwitches } from '../config/vendors.js';
 import { startGateway } from '../gateway/runtime.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
+import { modelsCommand, pullCommand } from './models.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -20,6 +21,9 @@ Usage:
       environment: ${environmentVendorSwitches().join(', ')}.
   switchyard config validate FILE
       Check a config file without starting anything; exits 1 and names each problem if invalid.
+  switchyard pull <ref>          Download a GGUF model (hf:org/repo/file.gguf, a URL or a path)
+  switchyard models ls|inspect|rm|import|create-demo
+      Manage the local model store; \`switchyard models\` explains each.
   switchyard --version
 `;
 
@@ -31,6 +35,10 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'config':
       return configCommand(rest);
+    case 'pull':
+      return pullCommand(rest);
+    case 'models':
+      return modelsCommand(rest);
     case '--version':
     case '-v':
       process.stdout.write(`${version}\n`);
