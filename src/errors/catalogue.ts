@@ -156,6 +156,19 @@ export const errorCatalogue = {
     retryable: true,
     message: 'The request took longer than the total time allowed (timeouts.total).',
   },
+  model_overloaded: {
+    status: 503,
+    type: 'server_error',
+    retryable: true,
+    message:
+      'The local model is busy: every slot is in use and its wait queue is full. Retry after the time in Retry-After.',
+  },
+  runner_unavailable: {
+    status: 503,
+    type: 'server_error',
+    retryable: true,
+    message: 'The local model runner is starting or restarting. Retry after the time in Retry-After.',
+  },
   shutting_down: {
     status: 503,
     type: 'server_error',

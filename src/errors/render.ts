@@ -34,3 +34,23 @@ export function asGatewayError(value: unknown): GatewayError {
   if (value instanceof GatewayError) return value;
   return new GatewayError('internal_error', undefined, { cause: value });
 }
+
+/**
+ * Failures the HTTP framework (Fastify) raises itself, by their stable codes, mapped into the
+ * catalogue; anything else becomes an internal error. Shared by the gateway and the runner.
+ */
+export function fromFrameworkError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  switch ((error as { code?: unknown } | null)?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('payload_too_large', undefined, { cause: error });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError('unsupported_media_type', undefined, { cause: error });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GatewayError('invalid_json', undefined, { cause: error });
+    default:
+      return asGatewayError(error);
+  }
+}

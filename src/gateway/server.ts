@@ -1,5 +1,5 @@
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { asGatewayError, GatewayError, renderOpenAIError } from '../errors/index.js';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestObserver } from '../telemetry/request-observer.js';
 import { requestIdFor } from './request-id.js';
@@ -86,7 +86,7 @@ export function buildGateway(context: GatewayContext): FastifyInstance {
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const failure = fromFastifyError(error as Error);
+    const failure = fromFrameworkError(error);
     if (failure.code === 'internal_error') {
       context.logger.error({ err: error, id: request.id, url: request.url }, 'unhandled error');
     }
@@ -142,19 +142,3 @@ export function buildGateway(context: GatewayContext): FastifyInstance {
 
 const routeHint =
   'Endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models.';
-
-/** Fastify's own failures (body too large, bad content type…) mapped into the catalogue. */
-function fromFastifyError(error: FastifyError | Error): GatewayError {
-  if (error instanceof GatewayError) return error;
-  switch ((error as FastifyError).code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError('payload_too_large', undefined, { cause: error });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GatewayError('unsupported_media_type', undefined, { cause: error });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new GatewayError('invalid_json', undefined, { cause: error });
-    default:
-      return asGatewayError(error);
-  }
-}

@@ -1,0 +1,4 @@
+export * from './chat-types.js';
+export * from './llama-engine.js';
+export * from './slot-queue.js';
+export * from './threads.js';

@@ -1,0 +1,3 @@
+export * from './chat-request.js';
+export * from './runner-metrics.js';
+export * from './runner-server.js';

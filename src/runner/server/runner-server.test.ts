@@ -1,0 +1,408 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LlamaEngine } from '../engine/index.js';
+import { createDemoModel } from '../gguf/index.js';
+import { buildRunnerServer, type RunnerModel } from './runner-server.js';
+
+// One tiny demo model, loaded once. At temperature 0 it answers "Count" with well over 2,000
+// tokens and never an end-of-generation token, which gives the tests a long, predictable stream.
+const longPrompt = 'Count';
+
+let directory: string;
+let engine: LlamaEngine;
+let app: ReturnType<typeof buildRunnerServer>;
+let baseUrl: string;
+let client: OpenAI;
+let modelPath: string;
+
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'switchyard-runner-server-'));
+  modelPath = join(directory, 'tiny.gguf');
+  await createDemoModel({ size: 'tiny', seed: 1, path: modelPath });
+  const models = new Map<string, RunnerModel>([
+    ['demo', { path: modelPath, contextSize: 2048, parallel: 2, maxQueue: 4, description: 'gibberish' }],
+    // A second name for the same file, one slot and one queue place, to fill up on purpose.
+    ['narrow', { path: modelPath, contextSize: 2048, parallel: 1, maxQueue: 1 }],
+  ]);
+  engine = new LlamaEngine({ threads: 1 });
+  app = buildRunnerServer({ engine, models });
+  baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+  client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await engine?.close();
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** Raw SSE `data:` payloads of a streamed response, in order. */
+async function streamEvents(body: Record<string, unknown>): Promise<{ response: Response; data: string[] }> {
+  const response = await fetch(`${baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true }),
+  });
+  const text = await response.text();
+  const data = text
+    .split('\n\n')
+    .filter((event) => event.length > 0)
+    .map((event) => {
+      expect(event.startsWith('data: ')).toBe(true);
+      return event.slice('data: '.length);
+    });
+  return { response, data };
+}
+
+describe('the runner serving a demo model over HTTP', () => {
+  it('answers a chat completion with exact usage counted in the model’s own tokens', async () => {
+    const completion = await client.chat.completions.create({
+      model: 'demo',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: longPrompt },
+      ],
+      max_tokens: 12,
+      temperature: 0,
+    });
+    expect(completion).toMatchObject({ object: 'chat.completion', model: 'demo' });
+    expect(completion.id).toMatch(/^chatcmpl-/);
+    const [choice] = completion.choices;
+    expect(choice).toMatchObject({ index: 0, finish_reason: 'length', message: { role: 'assistant' } });
+    expect(choice!.message.content!.length).toBeGreaterThan(0);
+
+    // The prompt as ChatML renders it, counted by llama.cpp's tokenizer on its own.
+    const llama = await getLlama({
+      build: 'never',
+      gpu: false,
+      maxThreads: 1,
+      logLevel: LlamaLogLevel.error,
+    });
+    const model = await llama.loadModel({ modelPath });
+    try {
+      const prompt = `<s><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n${longPrompt}<|im_end|>\n<|im_start|>assistant\n`;
+      expect(completion.usage).toEqual({
+        prompt_tokens: model.tokenize(prompt, true).length,
+        completion_tokens: 12,
+        total_tokens: model.tokenize(prompt, true).length + 12,
+      });
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('stops at max_tokens with finish_reason "length" and counts exactly that many tokens', async () => {
+    const completion = await client.chat.completions.create({
+      model: 'demo',
+      messages: [{ role: 'user', content: longPrompt }],
+      max_tokens: 5,
+      temperature: 0,
+    });
+    expect(completion.choices[0]!.finish_reason).toBe('length');
+    expect(completion.usage!.completion_tokens).toBe(5);
+  });
+
+  it('streams OpenAI chunks, then a usage chunk when asked, then [DONE], with the same text as a plain answer', async () => {
+    const body = {
+      model: 'demo',
+      messages: [{ role: 'user' as const, content: longPrompt }],
+      max_tokens: 20,
+      temperature: 0,
+    };
+    const plain = await client.chat.completions.create(body);
+    const { response, data } = await streamEvents({ ...body, stream_options: { include_usage: true } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(data.at(-1)).toBe('[DONE]');
+    const chunks = data.slice(0, -1).map((event) => JSON.parse(event));
+    for (const chunk of chunks) {
+      expect(chunk).toMatchObject({ object: 'chat.completion.chunk', model: 'demo', id: chunks[0].id });
+    }
+    expect(chunks[0].choices[0]).toEqual({
+      index: 0,
+      delta: { role: 'assistant', content: '' },
+      logprobs: null,
+      finish_reason: null,
+    });
+    const usageChunk = chunks.at(-1);
+    expect(usageChunk.choices).toEqual([]);
+    expect(usageChunk.usage).toEqual(plain.usage);
+    const finishChunk = chunks.at(-2);
+    expect(finishChunk.choices[0]).toMatchObject({ delta: {}, finish_reason: 'length' });
+    for (const chunk of chunks.slice(0, -1)) expect(chunk.usage).toBeNull();
+    const text = chunks
+      .slice(1, -2)
+      .map((chunk) => chunk.choices[0].delta.content)
+      .join('');
+    expect(text).toBe(plain.choices[0]!.message.content);
+  });
+
+  it('streams through the official client, without a usage chunk unless asked', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'demo',
+      messages: [{ role: 'user', content: longPrompt }],
+      max_tokens: 6,
+      temperature: 0,
+      stream: true,
+    });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('length');
+    expect(chunks.every((chunk) => chunk.usage === undefined)).toBe(true);
+  });
+
+  it('ends the answer before a stop sequence, which it leaves out', async () => {
+    const body = {
+      model: 'demo',
+      messages: [{ role: 'user' as const, content: longPrompt }],
+      temperature: 0,
+    };
+    const full = (await client.chat.completions.create({ ...body, max_tokens: 40 })).choices[0]!.message
+      .content!;
+    const at = full.indexOf(' ', 20);
+    const stop = full.slice(at, full.indexOf(' ', at + 1));
+    expect(stop.length).toBeGreaterThan(1);
+    const stopped = await client.chat.completions.create({
+      ...body,
+      max_tokens: 40,
+      stop: [stop, 'never-seen'],
+    });
+    expect(stopped.choices[0]!.finish_reason).toBe('stop');
+    expect(stopped.choices[0]!.message.content).toBe(full.slice(0, full.indexOf(stop)));
+  });
+
+  it('constrains the output to a JSON schema', async () => {
+    const schema = {
+      type: 'object',
+      properties: { ok: { type: 'boolean' }, size: { enum: ['small', 'large'] } },
+      required: ['ok', 'size'],
+      additionalProperties: false,
+    };
+    for (const seed of [1, 2]) {
+      const completion = await client.chat.completions.create({
+        model: 'demo',
+        messages: [{ role: 'user', content: 'Describe it as JSON.' }],
+        response_format: { type: 'json_schema', json_schema: { name: 'thing', schema } },
+        temperature: 0.8,
+        seed,
+        max_tokens: 100,
+      });
+      expect(completion.choices[0]!.finish_reason).toBe('stop');
+      const value = JSON.parse(completion.choices[0]!.message.content!);
+      expect(Object.keys(value).sort()).toEqual(['ok', 'size']);
+      expect(typeof value.ok).toBe('boolean');
+      expect(['small', 'large']).toContain(value.size);
+    }
+  });
+
+  it('answers JSON mode with a JSON value', async () => {
+    const completion = await client.chat.completions.create({
+      model: 'demo',
+      messages: [{ role: 'user', content: 'Hello there' }],
+      response_format: { type: 'json_object' },
+      // With random weights most JSON strings never close; this seed happens to end early.
+      temperature: 0.8,
+      seed: 1,
+      max_tokens: 200,
+    });
+    expect(completion.choices[0]!.finish_reason).toBe('stop');
+    expect(() => JSON.parse(completion.choices[0]!.message.content!)).not.toThrow();
+  });
+
+  it('runs two requests at once on a model with two sequences', async () => {
+    const request = () =>
+      client.chat.completions.create({
+        model: 'demo',
+        messages: [{ role: 'user', content: longPrompt }],
+        max_tokens: 50,
+        temperature: 0,
+      });
+    const [first, second] = await Promise.all([request(), request()]);
+    expect(first.choices[0]!.finish_reason).toBe('length');
+    expect(second.choices[0]!.message.content).toBe(first.choices[0]!.message.content);
+  });
+
+  it('refuses with 503 and Retry-After when the slot and the queue are full, and serves again after', async () => {
+    const long = new AbortController();
+    const queued = new AbortController();
+    const body = { model: 'narrow', messages: [{ role: 'user', content: longPrompt }], temperature: 0 };
+    const running = fetch(`${baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, stream: true, max_tokens: 2000 }),
+      signal: long.signal,
+    });
+    const response = await running;
+    expect(response.status).toBe(200);
+    const waiting = fetch(`${baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, max_tokens: 3 }),
+      signal: queued.signal,
+    }).catch(() => undefined);
+    await waitFor(() => engine.stats().find((model) => model.name === 'narrow')?.waiting === 1);
+
+    const refused = await fetch(`${baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, max_tokens: 3 }),
+    });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.json()).toEqual({
+      error: {
+        message: expect.stringMatching(/^Model narrow is busy/),
+        type: 'server_error',
+        param: null,
+        code: 'model_overloaded',
+      },
+    });
+
+    queued.abort();
+    await waiting;
+    long.abort();
+    await waitFor(() => engine.stats().find((model) => model.name === 'narrow')?.running === 0);
+    expect(engine.stats().find((model) => model.name === 'narrow')?.waiting).toBe(0);
+  });
+
+  it('frees the sequence at once when a streaming client disconnects', async () => {
+    const controller = new AbortController();
+    const stream = await client.chat.completions.create(
+      {
+        model: 'narrow',
+        messages: [{ role: 'user', content: longPrompt }],
+        temperature: 0,
+        max_tokens: 2000,
+        stream: true,
+      },
+      { signal: controller.signal },
+    );
+    let received = 0;
+    for await (const _chunk of stream) {
+      if (++received === 3) {
+        controller.abort();
+        break;
+      }
+    }
+    // Left running, the first request would hold the only sequence for about two more seconds.
+    const started = performance.now();
+    const next = await client.chat.completions.create({
+      model: 'narrow',
+      messages: [{ role: 'user', content: 'Hello' }],
+      max_tokens: 4,
+      temperature: 0,
+    });
+    expect(next.choices[0]!.message.content).toBeDefined();
+    expect(performance.now() - started).toBeLessThan(700);
+  });
+
+  it('frees the sequence when a client waiting for a plain answer disconnects', async () => {
+    const controller = new AbortController();
+    const pending = fetch(`${baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'narrow',
+        messages: [{ role: 'user', content: longPrompt }],
+        temperature: 0,
+        max_tokens: 2000,
+      }),
+      signal: controller.signal,
+    }).catch((caught: unknown) => caught);
+    await waitFor(() => engine.stats().find((model) => model.name === 'narrow')?.running === 1);
+    controller.abort();
+    await pending;
+    await waitFor(() => engine.stats().find((model) => model.name === 'narrow')?.running === 0, 500);
+  });
+
+  it.each([
+    [{ n: 2 }, 'n', 'invalid_field'],
+    [{ messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }, 'messages[0].role', 'invalid_field'],
+    [{ messages: undefined }, 'messages', 'missing_field'],
+    [
+      { response_format: { type: 'json_schema', json_schema: { name: 'x' } } },
+      'response_format.json_schema.schema',
+      'invalid_field',
+    ],
+    [{ temperature: 3 }, 'temperature', 'invalid_field'],
+  ])('refuses %j with a 400 naming the field', async (change, param, code) => {
+    const response = await fetch(`${baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'x' }], ...change }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as any).error).toMatchObject({
+      type: 'invalid_request_error',
+      param,
+      code,
+    });
+  });
+
+  it('lists its models, says it is healthy, and names an unknown model in a 404', async () => {
+    const models = await client.models.list();
+    expect(models.data.map((model) => model.id)).toEqual(['demo', 'narrow']);
+    expect(await (await fetch(`${baseUrl}/healthz`)).json()).toEqual({ status: 'ok' });
+    const error = await client.chat.completions
+      .create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(error).toMatchObject({ status: 404, code: 'model_not_found', param: 'model' });
+    const bad = await fetch(`${baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":',
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).error.code).toBe('invalid_json');
+  });
+
+  it('exposes running and waiting requests, token totals, latency histograms and load time at /metrics', async () => {
+    const response = await fetch(`${baseUrl}/metrics`);
+    expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await response.text();
+    const value = (series: string) => {
+      const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+      expect(line, series).toBeDefined();
+      return Number(line!.slice(series.length + 1));
+    };
+    expect(value('switchyard_runner_num_requests_running{model_name="demo"}')).toBe(0);
+    expect(value('switchyard_runner_num_requests_waiting{model_name="demo"}')).toBe(0);
+    expect(value('switchyard_runner_parallel_sequences{model_name="demo"}')).toBe(2);
+    expect(value('switchyard_runner_model_loaded{model_name="demo"}')).toBe(1);
+    expect(value('switchyard_runner_model_load_seconds{model_name="demo"}')).toBeGreaterThan(0);
+    expect(value('switchyard_runner_model_memory_bytes{model_name="demo",kind="ram"}')).toBeGreaterThan(
+      1_000_000,
+    );
+    expect(value('switchyard_runner_prompt_tokens_total{model_name="demo"}')).toBeGreaterThan(0);
+    expect(value('switchyard_runner_generation_tokens_total{model_name="demo"}')).toBeGreaterThan(100);
+    expect(
+      value('switchyard_runner_request_success_total{model_name="demo",finished_reason="length"}'),
+    ).toBeGreaterThan(3);
+    expect(value('switchyard_runner_request_failure_total{model_name="narrow",reason="overloaded"}')).toBe(1);
+    expect(
+      value('switchyard_runner_request_failure_total{model_name="narrow",reason="aborted"}'),
+    ).toBeGreaterThanOrEqual(2);
+    const requests = value('switchyard_runner_time_to_first_token_seconds_count{model_name="demo"}');
+    expect(requests).toBeGreaterThan(5);
+    expect(value('switchyard_runner_time_to_first_token_seconds_bucket{model_name="demo",le="+Inf"}')).toBe(
+      requests,
+    );
+    expect(value('switchyard_runner_time_per_output_token_seconds_count{model_name="demo"}')).toBeGreaterThan(
+      5,
+    );
+    expect(text).toContain('# TYPE switchyard_runner_time_to_first_token_seconds histogram');
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
