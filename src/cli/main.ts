@@ -4,12 +4,13 @@
 // same CPU per request. They apply whenever the command runs as `switchyard` or `npm start`.
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { ConfigError, configFromEnvironment, loadConfigFile } from '../config/load.js';
+import { ConfigError, configFromEnvironment, loadConfigFile, withLocalModel } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { environmentVendorSwitches } from '../config/vendors.js';
-import { startGateway } from '../gateway/runtime.js';
+import { type RunnerLauncher, startGateway } from '../gateway/runtime.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
-import { modelsCommand, pullCommand } from './models.js';
+import { ensureDemoModel, modelsCommand, pullCommand } from './models.js';
+import { runnerCommand } from './runner.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -24,6 +25,8 @@ Usage:
   switchyard pull <ref>          Download a GGUF model (hf:org/repo/file.gguf, a URL or a path)
   switchyard models ls|inspect|rm|import|create-demo
       Manage the local model store; \`switchyard models\` explains each.
+  switchyard runner [--port 4100] [--threads N] [--parallel 2] [--context-size 4096] [--max-queue 16]
+      Serve the store's models over an OpenAI-compatible API on loopback (serve supervises it).
   switchyard --version
 `;
 
@@ -39,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return pullCommand(rest);
     case 'models':
       return modelsCommand(rest);
+    case 'runner':
+      return runnerCommand(rest);
     case '--version':
     case '-v':
       process.stdout.write(`${version}\n`);
@@ -87,14 +92,24 @@ async function serve(args: string[]): Promise<number> {
   };
 
   const logger = createLogger(config.log.level);
-  const gateway = await startGateway(config, logger);
+  let demo = false;
+  if (config.models.length === 0) {
+    // Nothing configured: serve the demo model, so a fresh machine answers with no key and no
+    // network. It is created once, in the model store.
+    await ensureDemoModel(demoStoreName);
+    config = withLocalModel(config, demoModelName, demoStoreName);
+    demo = true;
+  }
+  const gateway = await startGateway(config, logger, { runner: runnerLauncher() });
   logger.info(
     { url: gateway.url, models: config.models.map((model) => model.name), config: file ?? 'environment' },
     'switchyard listening',
   );
-  if (config.models.length === 0) {
+  if (demo) {
     logger.warn(
-      `no models configured: pass --config FILE, or set a provider in the environment (${environmentVendorSwitches().join(', ')}); every model request answers 404 until then`,
+      `no models configured, so serving "${demoModelName}": a demo model with random weights that answers with gibberish. ` +
+        'For real answers pull a model (switchyard pull hf:<org>/<repo>/<file>.gguf) and list it in a config file, ' +
+        `or set a provider in the environment (${environmentVendorSwitches().join(', ')}).`,
     );
   }
 
@@ -128,6 +143,30 @@ async function serve(args: string[]): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+}
+
+const demoModelName = 'demo';
+const demoStoreName = 'demo:small';
+
+/** `switchyard runner …`, run by this same node binary and entry file, with the same node flags. */
+function runnerLauncher(): RunnerLauncher {
+  return {
+    command: process.execPath,
+    args: (port, settings) => [
+      ...process.execArgv,
+      process.argv[1]!,
+      'runner',
+      '--port',
+      String(port),
+      '--parallel',
+      String(settings.parallel),
+      '--context-size',
+      String(settings.contextSize),
+      '--max-queue',
+      String(settings.maxQueue),
+      ...(settings.threads === undefined ? [] : ['--threads', String(settings.threads)]),
+    ],
+  };
 }
 
 async function configCommand(args: string[]): Promise<number> {

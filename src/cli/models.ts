@@ -159,18 +159,38 @@ async function createDemo(args: string[]): Promise<number> {
   if (size !== 'tiny' && size !== 'small') return usageError('--size must be tiny or small');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) return usageError('--seed must be a whole number');
+  const { demo, manifest } = await writeDemoModel(
+    openModelStore(),
+    size,
+    seed,
+    values.name ?? `demo:${size}`,
+  );
+  process.stdout.write(
+    `created ${label(manifest)}: ${formatCount(demo.parameterCount)} parameters, ${formatBytes(demo.bytes)}. ` +
+      'It has random weights and answers with gibberish; `switchyard pull <ref>` fetches a real model.\n',
+  );
+  return 0;
+}
+
+/** Creates the demo model under `nameTag` unless the store has it already. */
+export async function ensureDemoModel(nameTag: string): Promise<void> {
   const store = openModelStore();
-  // Written inside the store's directory, so the import is a hard link on the same file system.
+  try {
+    await store.get(nameTag);
+  } catch (error) {
+    if (!isModelStoreError(error) || error.code !== 'not_found') throw error;
+    await writeDemoModel(store, nameTag.endsWith(':tiny') ? 'tiny' : 'small', 1, nameTag);
+  }
+}
+
+async function writeDemoModel(store: ModelStore, size: DemoModelSize, seed: number, nameTag: string) {
   await mkdir(store.root, { recursive: true });
+  // Written inside the store's directory, so the import is a hard link on the same file system.
   const scratch = await mkdtemp(join(store.root, '.demo-'));
   try {
     const demo = await createDemoModel({ size, seed, path: join(scratch, 'demo.gguf') });
-    const manifest = await store.importFile(demo.path, values.name ?? `demo:${size}`);
-    process.stdout.write(
-      `created ${label(manifest)}: ${formatCount(demo.parameterCount)} parameters, ${formatBytes(demo.bytes)}. ` +
-        'It has random weights and answers with gibberish; `switchyard pull <ref>` fetches a real model.\n',
-    );
-    return 0;
+    const manifest = await store.importFile(demo.path, nameTag);
+    return { demo, manifest };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

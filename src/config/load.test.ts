@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { defaultTimeouts } from './defaults.js';
 import {
+  bindLocalTargets,
   ConfigError,
   type ConfigIssue,
   configFromEnvironment,
+  hasLocalTargets,
   loadConfigFile,
   parseConfigText,
 } from './load.js';
@@ -489,5 +491,39 @@ describe('configFromEnvironment', () => {
     expect(Object.isFrozen(config.models)).toBe(true);
     expect(Object.isFrozen(config.models[0]!.targets[0]!.timeouts)).toBe(true);
     expect(Object.isFrozen(config.server)).toBe(true);
+  });
+});
+
+describe('local targets', () => {
+  test('compiles a local target to the runner, bound to its port once the gateway chose one', () => {
+    const config = parseConfigText(
+      'models:\n  - name: chat\n    targets:\n      - kind: local\n        model: demo:small\n',
+      {},
+    );
+    expect(hasLocalTargets(config)).toBe(true);
+    expect(config.models[0]!.targets[0]).toMatchObject({
+      kind: 'local',
+      model: 'demo:small',
+      basePath: '/v1',
+    });
+    const bound = bindLocalTargets(config, 'http://127.0.0.1:4321');
+    expect(bound.models[0]!.targets[0]!.origin).toBe('http://127.0.0.1:4321');
+    expect(config.runner).toEqual({
+      port: 0,
+      threads: undefined,
+      parallel: 2,
+      contextSize: 4096,
+      maxQueue: 16,
+    });
+  });
+
+  test('refuses a local target without a model, or with a url', () => {
+    const attempt = () =>
+      parseConfigText(
+        'models:\n  - name: chat\n    targets:\n      - kind: local\n        url: http://127.0.0.1:1/v1\n',
+        {},
+      );
+    expect(attempt).toThrow(/models\[0\]\.targets\[0\]: a local target needs "model"/);
+    expect(attempt).toThrow(/models\[0\]\.targets\[0\]\.url: a local target takes no "url"/);
   });
 });

@@ -181,6 +181,10 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
         });
         return;
       }
+      if (target.kind === 'local') {
+        targets.push(localTarget(target.model!, compileTimeouts(undefined, target.timeouts)));
+        return;
+      }
       const url = new URL((target.url ?? provider?.url)!);
       targets.push(
         Object.freeze({
@@ -210,6 +214,13 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
   const server = raw.server ?? {};
   const requestLog = raw.store?.request_log ?? {};
   return deepFreeze({
+    runner: {
+      port: raw.runner?.port ?? 0,
+      threads: raw.runner?.threads,
+      parallel: raw.runner?.parallel ?? 2,
+      contextSize: raw.runner?.context_size ?? 4096,
+      maxQueue: raw.runner?.max_queue ?? 16,
+    },
     server: {
       host: server.host ?? defaultHost,
       port: server.port ?? defaultPort,
@@ -228,6 +239,53 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
     },
     models,
     source,
+  });
+}
+
+/**
+ * A target served by the local runner. Its origin is a placeholder until the gateway has chosen
+ * the runner's port (see `bindLocalTargets`).
+ */
+export function localTarget(model: string, timeouts: Timeouts): TargetConfig {
+  return Object.freeze({
+    name: 'local',
+    kind: 'local',
+    origin: localOriginPlaceholder,
+    basePath: '/v1',
+    apiKey: undefined,
+    model,
+    headers: Object.freeze({}),
+    timeouts,
+    maxConnections: undefined,
+    streamUsage: true,
+  });
+}
+
+export const localOriginPlaceholder = 'http://127.0.0.1:0';
+
+/** The config with every local target pointed at the runner's origin. */
+export function bindLocalTargets(config: GatewayConfig, origin: string): GatewayConfig {
+  return deepFreeze({
+    ...config,
+    models: config.models.map((model) => ({
+      ...model,
+      targets: model.targets.map((target) => (target.kind === 'local' ? { ...target, origin } : target)),
+    })),
+  });
+}
+
+export function hasLocalTargets(config: GatewayConfig): boolean {
+  return config.models.some((model) => model.targets.some((target) => target.kind === 'local'));
+}
+
+/** Adds a model served by the local runner, for the demo model on a first start. */
+export function withLocalModel(config: GatewayConfig, name: string, storeName: string): GatewayConfig {
+  return deepFreeze({
+    ...config,
+    models: [
+      ...config.models,
+      { name, targets: [localTarget(storeName, defaultTimeouts)], ownedBy: 'switchyard' },
+    ],
   });
 }
 

@@ -47,6 +47,8 @@ const timeouts = z.strictObject({
 });
 
 export const providerKinds = ['openai-compatible'] as const;
+/** Target kinds: a provider's wire schema, or `local` for a model in the local store. */
+export const targetKinds = [...providerKinds, 'local'] as const;
 
 const provider = z.strictObject({
   kind: z.enum(providerKinds),
@@ -61,7 +63,7 @@ const provider = z.strictObject({
 const target = z
   .strictObject({
     provider: z.string().min(1).optional(),
-    kind: z.enum(providerKinds).optional(),
+    kind: z.enum(targetKinds).optional(),
     url: httpUrl.optional(),
     api_key: z.string().optional(),
     model: z.string().min(1).optional(),
@@ -71,6 +73,21 @@ const target = z
     stream_usage: z.boolean().optional(),
   })
   .superRefine((value, context) => {
+    if (value.kind === 'local') {
+      // Served by the supervised runner: the model is a name in the local store.
+      if (value.model === undefined) {
+        context.addIssue({
+          code: 'custom',
+          message: 'a local target needs "model": a name from `switchyard models ls`, such as "demo:small"',
+        });
+      }
+      for (const key of ['provider', 'url', 'api_key'] as const) {
+        if (value[key] !== undefined) {
+          context.addIssue({ code: 'custom', message: `a local target takes no "${key}"`, path: [key] });
+        }
+      }
+      return;
+    }
     if (value.provider === undefined && value.url === undefined) {
       context.addIssue({
         code: 'custom',
@@ -93,7 +110,17 @@ const model = z.strictObject({
   owned_by: z.string().optional(),
 });
 
+const runner = z.strictObject({
+  /** Loopback port for the supervised runner; 0 picks a free one. */
+  port: z.number().int().min(0).max(65535).optional(),
+  threads: z.number().int().positive().optional(),
+  parallel: z.number().int().positive().optional(),
+  context_size: z.number().int().min(64).optional(),
+  max_queue: z.number().int().min(0).optional(),
+});
+
 export const configSchema = z.strictObject({
+  runner: runner.optional(),
   server: z
     .strictObject({
       host: z.string().min(1).optional(),

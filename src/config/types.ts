@@ -1,6 +1,8 @@
 /** The validated, compiled and frozen configuration the rest of Switchyard reads. */
 
 export type ProviderKind = 'openai-compatible';
+/** `local`: a model in the local store, served by the runner that `serve` supervises. */
+export type TargetKind = ProviderKind | 'local';
 
 export interface Timeouts {
   /** Milliseconds to establish the TCP/TLS connection. */
@@ -16,7 +18,7 @@ export interface Timeouts {
 export interface TargetConfig {
   /** Short name for logs and headers: the provider's name, or the URL's host. */
   readonly name: string;
-  readonly kind: ProviderKind;
+  readonly kind: TargetKind;
   /** scheme://host[:port], the key of the connection pool. */
   readonly origin: string;
   /** Path prefix before the endpoint, without a trailing slash ("/v1"). */
@@ -58,6 +60,14 @@ export interface GatewayConfig {
     };
   };
   readonly models: readonly ModelConfig[];
+  /** Settings of the local runner, which starts when a target is `local`. */
+  readonly runner: {
+    readonly port: number;
+    readonly threads: number | undefined;
+    readonly parallel: number;
+    readonly contextSize: number;
+    readonly maxQueue: number;
+  };
   /** Where the models came from, for the start-up message. */
   readonly source: 'file' | 'environment';
 }

@@ -1,6 +1,8 @@
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { bindLocalTargets, hasLocalTargets } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
+import { Supervisor } from '../runner/supervisor.js';
 import { openStore, type Store } from '../store/database.js';
 import type { Logger } from '../telemetry/logger.js';
 import { RequestLog } from '../telemetry/request-log.js';
@@ -8,12 +10,24 @@ import { createRequestObserver } from '../telemetry/request-observer.js';
 import { buildGateway, type GatewayContext } from './server.js';
 import { compileSnapshot } from './snapshot.js';
 
+/** How to start the local runner, for configs with `local` targets; the CLI knows its own path. */
+export interface RunnerLauncher {
+  readonly command: string;
+  readonly args: (port: number, settings: GatewayConfig['runner']) => string[];
+}
+
+export interface GatewayOptions {
+  readonly runner?: RunnerLauncher;
+}
+
 export interface RunningGateway {
   /** http://host:port the gateway listens on. */
   readonly url: string;
   readonly app: FastifyInstance;
   readonly store: Store;
   readonly requestLog: RequestLog | undefined;
+  /** The supervised local runner, when a target is `local`. */
+  readonly runner: Supervisor | undefined;
   /**
    * Graceful stop: refuse new requests, let those in flight (streams included) finish for up
    * to the drain timeout, then close what is left, flush the request log and close the store.
@@ -24,7 +38,27 @@ export interface RunningGateway {
 const idleSweepInterval = 50;
 
 /** Opens the store, compiles the config, and starts listening. */
-export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(
+  config: GatewayConfig,
+  logger: Logger,
+  options: GatewayOptions = {},
+): Promise<RunningGateway> {
+  let runner: Supervisor | undefined;
+  if (hasLocalTargets(config)) {
+    if (!options.runner)
+      throw new Error('this config has local targets, but no way to start the runner was given');
+    const port = config.runner.port || (await freeLoopbackPort());
+    config = bindLocalTargets(config, `http://127.0.0.1:${port}`);
+    runner = new Supervisor({
+      name: 'runner',
+      command: options.runner.command,
+      args: options.runner.args(port, config.runner),
+      healthUrl: `http://127.0.0.1:${port}/healthz`,
+      logger,
+    });
+    // Not awaited: the gateway serves at once, answering 503 for local models until it is ready.
+    void runner.start();
+  }
   const store = await openStore(config.store.path);
   const requestLog = config.store.requestLog.enabled
     ? new RequestLog(store, config.store.requestLog, logger)
@@ -33,6 +67,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const context: GatewayContext = {
     snapshot,
     draining: false,
+    runnerReady: () => runner === undefined || runner.state === 'ready',
     observe: createRequestObserver(logger, requestLog),
     logger,
   };
@@ -42,6 +77,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   } catch (error) {
     await snapshot.pools.destroy();
     await store.close();
+    await runner?.stop();
     throw error;
   }
   const address = app.server.address() as AddressInfo;
@@ -68,11 +104,24 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
         clearInterval(idleSweep);
       }
       await snapshot.pools.destroy();
+      await runner?.stop();
       await requestLog?.close();
       await store.close();
     })();
     return closing;
   };
 
-  return { url: `http://${host}:${address.port}`, app, store, requestLog, close };
+  return { url: `http://${host}:${address.port}`, app, store, requestLog, runner, close };
+}
+
+/** A port free on loopback now; the runner binds it a moment later. */
+async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -22,6 +22,8 @@ declare module 'fastify' {
 export interface GatewayContext {
   snapshot: Snapshot;
   draining: boolean;
+  /** False while a supervised local runner is starting or restarting. */
+  readonly runnerReady: () => boolean;
   readonly observe: RequestObserver;
   readonly logger: Logger;
 }

@@ -112,7 +112,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisedState] }> {
     });
     this.#child = child;
     this.#unhealthy = 0;
-    logger.info({ process: name, pid: child.pid }, `${name} started`);
+    logger.info({ process: name, child_pid: child.pid }, `${name} started`);
     const startedAt = Date.now();
     child.once('exit', (code, signal) => {
       if (this.#child !== child) return;
@@ -133,7 +133,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisedState] }> {
         this.#unhealthy = 0;
         if (this.#state !== 'ready') {
           this.#failures = 0;
-          logger.info({ process: name, pid: child.pid, ms: Date.now() - startedAt }, `${name} ready`);
+          logger.info({ process: name, child_pid: child.pid, ms: Date.now() - startedAt }, `${name} ready`);
           this.#setState('ready');
         }
         this.#timer = setTimeout(check, this.#options.healthInterval);
@@ -143,7 +143,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisedState] }> {
         this.#unhealthy++;
         if (this.#unhealthy >= this.#options.unhealthyAfter) {
           logger.error(
-            { process: name, pid: child.pid },
+            { process: name, child_pid: child.pid },
             `${name} stopped answering its health check; restarting`,
           );
           child.kill('SIGKILL');
@@ -153,7 +153,10 @@ export class Supervisor extends EventEmitter<{ state: [SupervisedState] }> {
         return;
       }
       if (Date.now() - startedAt > this.#options.startTimeout) {
-        logger.error({ process: name, pid: child.pid }, `${name} did not become healthy in time; restarting`);
+        logger.error(
+          { process: name, child_pid: child.pid },
+          `${name} did not become healthy in time; restarting`,
+        );
         child.kill('SIGKILL');
         return;
       }

@@ -78,17 +78,40 @@ describe('switchyard serve', () => {
     expect(child.stderr).toContain('server.port: must be a number');
   });
 
-  it('starts with no config and no provider in the environment, and says how to add one', async () => {
+  it('with no config and no provider, serves the demo model through the supervised runner', async () => {
     const server = await startCli([], { SWITCHYARD_DATA_DIR: directory });
-    const response = await fetch(`${server.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
-    });
-    expect(response.status).toBe(404);
-    expect(((await response.json()) as any).error.message).toContain('no models are configured');
+    await expect
+      .poll(async () => (await fetch(`${server.url}/readyz`)).status, { timeout: 15_000 })
+      .toBe(200);
+    const ask = () =>
+      fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'demo',
+          messages: [{ role: 'user', content: 'Hello' }],
+          max_tokens: 5,
+        }),
+      });
+    const answer = await ask();
+    expect(answer.status).toBe(200);
+    const body = (await answer.json()) as any;
+    expect(body.usage.completion_tokens).toBeGreaterThan(0);
+    expect(server.output.join('\n')).toContain(
+      'a demo model with random weights that answers with gibberish',
+    );
+
+    // A runner crash never takes the gateway down: 503 while it restarts, then answers again.
+    const started = server.output.find((line) => line.includes('"runner started"'))!;
+    process.kill(JSON.parse(started).child_pid, 'SIGKILL');
+    await expect.poll(async () => (await ask()).status, { timeout: 10_000, interval: 20 }).toBe(503);
+    const during = await ask();
+    if (during.status === 503) {
+      expect(((await during.json()) as any).error.code).toBe('runner_unavailable');
+      expect(during.headers.get('retry-after')).toBe('1');
+    }
+    await expect.poll(async () => (await ask()).status, { timeout: 15_000 }).toBe(200);
     expect(await server.stop()).toBe(0);
-    expect(server.output.join('\n')).toMatch(/no models configured: pass --config FILE, or set a provider/);
   });
 
   it('takes providers from the environment when no config file is given', async () => {

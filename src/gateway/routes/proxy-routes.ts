@@ -18,6 +18,13 @@ export function registerProxyRoutes(app: FastifyInstance, context: GatewayContex
       const { table } = context.snapshot;
       const route = table.resolve(body.model);
       if (route === undefined) throw modelNotFound(body.model, table);
+      if (route.target.config.kind === 'local' && !context.runnerReady()) {
+        throw new GatewayError(
+          'runner_unavailable',
+          `The local runner serving "${body.model}" is starting or restarting. Retry in a moment.`,
+          { headers: { 'retry-after': '1' } },
+        );
+      }
       reply.hijack();
       proxy({
         requestId: request.id,

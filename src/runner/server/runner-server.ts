@@ -16,6 +16,7 @@ import {
   EngineRequestError,
   ModelOverloadedError,
 } from '../engine/index.js';
+import { gpuMetricsText, readNvidiaGpus } from '../gpu-metrics.js';
 import { type ChatRequest, parseChatRequest } from './chat-request.js';
 import { RunnerMetrics, runnerMetricsContentType } from './runner-metrics.js';
 
@@ -56,7 +57,6 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
   const startedAt = Math.floor(now() / 1000);
   const app = Fastify({
     loggerInstance: options.logger,
-    disableRequestLogging: options.logger === undefined,
   });
 
   app.setErrorHandler((error, _request, reply) => {
@@ -79,7 +79,8 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
 
   app.get('/metrics', async (_request, reply) => {
     void reply.type(runnerMetricsContentType);
-    return metrics.render(engine.stats());
+    // GPU gauges where an NVIDIA driver answers; nothing (and no error) elsewhere.
+    return metrics.render(engine.stats()) + gpuMetricsText(await readNvidiaGpus());
   });
 
   app.get('/v1/models', async () => ({
