@@ -243,14 +243,14 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
 }
 
 /**
- * A target served by the local runner. Its origin is a placeholder until the gateway has chosen
+ * A target served by the local runner. Its origin stays unbound (port 0) until the gateway has chosen
  * the runner's port (see `bindLocalTargets`).
  */
 export function localTarget(model: string, timeouts: Timeouts): TargetConfig {
   return Object.freeze({
     name: 'local',
     kind: 'local',
-    origin: localOriginPlaceholder,
+    origin: unboundLocalOrigin,
     basePath: '/v1',
     apiKey: undefined,
     model,
@@ -261,7 +261,7 @@ export function localTarget(model: string, timeouts: Timeouts): TargetConfig {
   });
 }
 
-export const localOriginPlaceholder = 'http://127.0.0.1:0';
+export const unboundLocalOrigin = 'http://127.0.0.1:0';
 
 /** The config with every local target pointed at the runner's origin. */
 export function bindLocalTargets(config: GatewayConfig, origin: string): GatewayConfig {
