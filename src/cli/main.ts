@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { ConfigError, configFromEnvironment, loadConfigFile, withLocalModel } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
+import { formatKeepAlive } from '../config/units.js';
 import { environmentVendorSwitches } from '../config/vendors.js';
 import { type RunnerLauncher, startGateway } from '../gateway/runtime.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
@@ -164,6 +165,11 @@ function runnerLauncher(): RunnerLauncher {
       String(settings.contextSize),
       '--max-queue',
       String(settings.maxQueue),
+      '--keep-alive',
+      formatKeepAlive(settings.keepAlive),
+      '--max-loaded-models',
+      String(settings.maxLoadedModels),
+      ...(settings.preload.length === 0 ? [] : ['--preload', settings.preload.join(',')]),
       ...(settings.threads === undefined ? [] : ['--threads', String(settings.threads)]),
     ],
   };

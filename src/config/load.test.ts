@@ -514,7 +514,32 @@ describe('local targets', () => {
       parallel: 2,
       contextSize: 4096,
       maxQueue: 16,
+      keepAlive: 300_000,
+      preload: [],
+      maxLoadedModels: 3,
     });
+  });
+
+  test('reads the runner’s lifecycle: keep_alive as Ollama does, preload and max_loaded_models', () => {
+    const runner = (keepAlive: string) =>
+      parseConfigText(
+        `runner: { keep_alive: ${keepAlive}, preload: ["demo:small"], max_loaded_models: 1 }\n`,
+        noEnv,
+      ).runner;
+    expect(runner('"30s"')).toMatchObject({ keepAlive: 30_000, preload: ['demo:small'], maxLoadedModels: 1 });
+    // A number is seconds, as in Ollama's keep_alive; any negative keeps models loaded forever.
+    expect(runner('90').keepAlive).toBe(90_000);
+    expect(runner('0').keepAlive).toBe(0);
+    expect(runner('-1').keepAlive).toBe(Number.POSITIVE_INFINITY);
+    expect(linesOf(() => runner('"soon"'))[0]).toMatch(
+      /^runner\.keep_alive: must be a duration such as "5m"/,
+    );
+    expect(issuesOf(() => parseConfigText('runner: { max_loaded_models: 0 }\n', noEnv))[0]!.path).toBe(
+      'runner.max_loaded_models',
+    );
+    expect(
+      linesOf(() => parseConfigText('runner: { preload: [a, b], max_loaded_models: 1 }\n', noEnv))[0],
+    ).toMatch(/^runner\.preload: names more models than max_loaded_models \(1\)/);
   });
 
   test('refuses a local target without a model, or with a url', () => {

@@ -220,6 +220,9 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
       parallel: raw.runner?.parallel ?? 2,
       contextSize: raw.runner?.context_size ?? 4096,
       maxQueue: raw.runner?.max_queue ?? 16,
+      keepAlive: raw.runner?.keep_alive ?? 5 * 60_000,
+      preload: raw.runner?.preload ?? [],
+      maxLoadedModels: raw.runner?.max_loaded_models ?? 3,
     },
     server: {
       host: server.host ?? defaultHost,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.js';
+import { parseDuration, parseKeepAlive, parseSize } from './units.js';
 
 /**
  * The one schema for switchyard.yaml. Every object is strict: an unknown key is an error, so a
@@ -19,6 +19,10 @@ function unit(parse: (value: string | number) => number | undefined, message: st
 }
 
 const duration = unit(parseDuration, 'must be a duration such as "500ms", "30s" or "5m"');
+const keepAlive = unit(
+  parseKeepAlive,
+  'must be a duration such as "5m" or "30s", a number of seconds, 0 to unload when idle, or -1 to keep models loaded',
+);
 const size = unit(parseSize, 'must be a size such as "512kb" or "10mb"');
 
 const httpUrl = z.string().refine(
@@ -110,14 +114,32 @@ const model = z.strictObject({
   owned_by: z.string().optional(),
 });
 
-const runner = z.strictObject({
-  /** Loopback port for the supervised runner; 0 picks a free one. */
-  port: z.number().int().min(0).max(65535).optional(),
-  threads: z.number().int().positive().optional(),
-  parallel: z.number().int().positive().optional(),
-  context_size: z.number().int().min(64).optional(),
-  max_queue: z.number().int().min(0).optional(),
-});
+const runner = z
+  .strictObject({
+    /** Loopback port for the supervised runner; 0 picks a free one. */
+    port: z.number().int().min(0).max(65535).optional(),
+    threads: z.number().int().positive().optional(),
+    parallel: z.number().int().positive().optional(),
+    context_size: z.number().int().min(64).optional(),
+    max_queue: z.number().int().min(0).optional(),
+    /** How long an idle model stays loaded, as Ollama's keep_alive; a request's own overrides it. */
+    keep_alive: keepAlive.optional(),
+    /** Models loaded and warmed before the runner reports healthy. */
+    preload: z.array(z.string().min(1)).optional(),
+    /** Models loaded at once; the least recently used idle one is unloaded to make room. */
+    max_loaded_models: z.number().int().positive().optional(),
+  })
+  .superRefine((runner, context) => {
+    // Each preload beyond the budget would unload an earlier one, so the list could not be honoured.
+    const budget = runner.max_loaded_models ?? 3;
+    if ((runner.preload?.length ?? 0) > budget) {
+      context.addIssue({
+        code: 'custom',
+        path: ['preload'],
+        message: `names more models than max_loaded_models (${budget}) keeps loaded; shorten it or raise max_loaded_models`,
+      });
+    }
+  });
 
 export const configSchema = z.strictObject({
   runner: runner.optional(),

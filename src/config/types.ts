@@ -67,6 +67,11 @@ export interface GatewayConfig {
     readonly parallel: number;
     readonly contextSize: number;
     readonly maxQueue: number;
+    /** Milliseconds an idle model stays loaded; `Infinity` for forever, 0 to unload when idle. */
+    readonly keepAlive: number;
+    /** Model names (`name:tag`) loaded and warmed before the runner reports healthy. */
+    readonly preload: readonly string[];
+    readonly maxLoadedModels: number;
   };
   /** Where the models came from, for the start-up message. */
   readonly source: 'file' | 'environment';

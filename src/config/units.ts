@@ -21,3 +21,28 @@ export function parseSize(value: string | number): number | undefined {
   if (!match) return undefined;
   return Math.round(Number(match[1]) * sizeUnits[match[2]!.toLowerCase()]!);
 }
+
+/**
+ * How long an idle local model stays loaded, as Ollama's `keep_alive` reads it: a duration
+ * ("5m", "30s"), a number of seconds, 0 to unload as soon as it is idle, or any negative value
+ * to keep it loaded forever. Returns milliseconds (`Infinity` for forever), or undefined if
+ * unreadable.
+ *
+ * @example parseKeepAlive('5m') // 300000; parseKeepAlive(-1) // Infinity
+ */
+export function parseKeepAlive(value: string | number): number | undefined {
+  if (typeof value === 'string') {
+    const trimmed = value.trim();
+    // Ollama also accepts "-1" or "-1m" as text for forever.
+    if (trimmed.startsWith('-')) return parseKeepAlive(Number.parseFloat(trimmed));
+    if (/^\d+(?:\.\d+)?$/.test(trimmed)) return parseKeepAlive(Number(trimmed));
+    return parseDuration(trimmed);
+  }
+  if (!Number.isFinite(value)) return undefined;
+  return value < 0 ? Number.POSITIVE_INFINITY : Math.round(value * 1000);
+}
+
+/** The inverse of `parseKeepAlive`, for passing a keep-alive on as text: "-1" or "<n>ms". */
+export function formatKeepAlive(milliseconds: number): string {
+  return Number.isFinite(milliseconds) ? `${milliseconds}ms` : '-1';
+}

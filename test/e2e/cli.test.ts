@@ -157,3 +157,22 @@ describe('switchyard serve', () => {
     expect(refused).toBe('refused');
   });
 });
+
+describe('switchyard runner', () => {
+  it('refuses a keep-alive it cannot read, and more preloads than it keeps loaded, exiting 2', async () => {
+    const keepAlive = await runCli(['runner', '--port', '0', '--keep-alive', 'soon']);
+    expect(keepAlive.code).toBe(2);
+    expect(keepAlive.stderr).toContain('--keep-alive must be a duration such as "5m"');
+    const preload = await runCli([
+      'runner',
+      '--port',
+      '0',
+      '--preload',
+      'a:1,b:1',
+      '--max-loaded-models',
+      '1',
+    ]);
+    expect(preload.code).toBe(2);
+    expect(preload.stderr).toContain('--preload names 2 models, more than --max-loaded-models 1');
+  });
+});

@@ -23,6 +23,11 @@ export interface EngineModelSettings {
   readonly parallel?: number;
   /** Requests allowed to wait for a sequence; more are refused with `ModelOverloadedError`. Default 16. */
   readonly maxQueue?: number;
+  /**
+   * Milliseconds the model stays loaded once idle (no request running or waiting); 0 unloads it
+   * as soon as it is idle, `Infinity` never. Default 5 minutes, as in Ollama.
+   */
+  readonly keepAliveMs?: number;
 }
 
 export interface EngineChatRequest {
@@ -37,6 +42,8 @@ export interface EngineChatRequest {
   readonly seed?: number | undefined;
   readonly stop?: readonly string[] | undefined;
   readonly responseFormat?: EngineResponseFormat | undefined;
+  /** Overrides the model's `keepAliveMs` for the idle period after this request. */
+  readonly keepAliveMs?: number | undefined;
   /** Aborting frees the queue place or the sequence at once; `chat` then rejects with the reason. */
   readonly signal?: AbortSignal | undefined;
   /** Called once the request holds a sequence of a loaded model, before its prompt is evaluated. */
@@ -71,4 +78,8 @@ export interface EngineModelStats {
   readonly loadSeconds: number | null;
   /** RAM (and VRAM) estimated by node-llama-cpp from the GGUF for the weights plus the context. */
   readonly memoryBytes: { readonly ram: number; readonly vram: number } | null;
+  /** How long the model stays loaded once idle, after its last request; `Infinity` for forever. */
+  readonly keepAliveMs: number;
+  /** Times the model was unloaded, because its keep-alive expired or to make room for another. */
+  readonly unloads: number;
 }

@@ -1,9 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDemoModel } from '../gguf/index.js';
-import { EngineRequestError, LlamaEngine } from './llama-engine.js';
+import type { EngineModelStats } from './chat-types.js';
+import { EngineRequestError, LlamaEngine, ModelBudgetError } from './llama-engine.js';
 
 let directory: string;
 let path: string;
@@ -117,5 +118,133 @@ describe('LlamaEngine', () => {
     await expect(
       engine.chat({ model: 'one', settings: { path: `${path}.other` }, messages: count }),
     ).rejects.toThrow(/already served from/);
+  });
+});
+
+describe('LlamaEngine model lifecycle', () => {
+  const hello = [{ role: 'user' as const, content: 'Hello' }];
+  let otherPath: string;
+
+  beforeAll(async () => {
+    // A second model, different weights, for the memory budget.
+    otherPath = join(directory, 'other.gguf');
+    await createDemoModel({ size: 'tiny', seed: 2, path: otherPath });
+  });
+
+  /** A fresh engine per test, closed after it, so one test's loaded models never count in another's. */
+  async function withEngine(
+    options: ConstructorParameters<typeof LlamaEngine>[0],
+    test: (engine: LlamaEngine, stats: (name: string) => EngineModelStats) => Promise<void>,
+  ): Promise<void> {
+    const lifecycle = new LlamaEngine({ threads: 1, ...options });
+    try {
+      await test(lifecycle, (name) => lifecycle.stats().find((model) => model.name === name)!);
+    } finally {
+      await lifecycle.close();
+    }
+  }
+
+  it('unloads a model once idle for its keep-alive, and loads it again on the next request', async () => {
+    await withEngine({}, async (lifecycle, stats) => {
+      const settings = { path, keepAliveMs: 200 };
+      await lifecycle.chat({ model: 'brief', settings, messages: hello, maxTokens: 1 });
+      expect(stats('brief')).toMatchObject({ loaded: true, keepAliveMs: 200, unloads: 0 });
+      await vi.waitFor(() => expect(stats('brief')).toMatchObject({ loaded: false, unloads: 1 }), {
+        timeout: 2_000,
+      });
+      const again = await lifecycle.chat({ model: 'brief', settings, messages: hello, maxTokens: 1 });
+      expect(again.usage.completionTokens).toBe(1);
+      expect(stats('brief')).toMatchObject({ loaded: true, unloads: 1 });
+    });
+  });
+
+  it('keeps a model loaded while a request runs, however short its keep-alive', async () => {
+    await withEngine({}, async (lifecycle, stats) => {
+      const result = await lifecycle.chat({
+        model: 'brief',
+        settings: { path, keepAliveMs: 1 },
+        messages: count,
+        temperature: 0,
+        maxTokens: 20,
+        onToken: () => expect(stats('brief').loaded).toBe(true),
+      });
+      expect(result.usage.completionTokens).toBe(20);
+    });
+  });
+
+  it('unloads at once after a request with keep-alive 0, and never with forever', async () => {
+    await withEngine({}, async (lifecycle, stats) => {
+      await lifecycle.chat({
+        model: 'kept',
+        settings: { path, keepAliveMs: 200 },
+        messages: hello,
+        maxTokens: 1,
+      });
+      // A request's own keep-alive overrides the model's for the idle period after it.
+      await lifecycle.chat({
+        model: 'kept',
+        settings: { path, keepAliveMs: 200 },
+        messages: hello,
+        maxTokens: 1,
+        keepAliveMs: Number.POSITIVE_INFINITY,
+      });
+      expect(stats('kept').keepAliveMs).toBe(Number.POSITIVE_INFINITY);
+      await lifecycle.chat({
+        model: 'once',
+        settings: { path },
+        messages: hello,
+        maxTokens: 1,
+        keepAliveMs: 0,
+      });
+      expect(stats('once')).toMatchObject({ loaded: false, unloads: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(stats('kept')).toMatchObject({ loaded: true, unloads: 0 });
+    });
+  });
+
+  it('unloads the least recently used idle model to stay within max loaded models', async () => {
+    await withEngine({ maxLoadedModels: 2 }, async (lifecycle, stats) => {
+      await lifecycle.chat({ model: 'first', settings: { path }, messages: hello, maxTokens: 1 });
+      await lifecycle.chat({ model: 'second', settings: { path: otherPath }, messages: hello, maxTokens: 1 });
+      // Used again, the first model is now the more recently used of the two.
+      await lifecycle.chat({ model: 'first', settings: { path }, messages: hello, maxTokens: 1 });
+      await lifecycle.chat({ model: 'third', settings: { path }, messages: hello, maxTokens: 1 });
+      expect(stats('second')).toMatchObject({ loaded: false, unloads: 1 });
+      expect(stats('first')).toMatchObject({ loaded: true, unloads: 0 });
+      expect(stats('third')).toMatchObject({ loaded: true, unloads: 0 });
+    });
+  });
+
+  it('refuses to load beyond max loaded models while every loaded model is in use, naming the budget', async () => {
+    await withEngine({ maxLoadedModels: 1 }, async (lifecycle, stats) => {
+      const holder = new AbortController();
+      let started!: () => void;
+      const running = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      const holding = lifecycle.chat({
+        model: 'first',
+        settings: { path },
+        messages: count,
+        temperature: 0,
+        signal: holder.signal,
+        onStart: started,
+      });
+      await running;
+      const error = await lifecycle
+        .chat({ model: 'second', settings: { path: otherPath }, messages: hello, maxTokens: 1 })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ModelBudgetError);
+      expect(error).toMatchObject({
+        code: 'model_overloaded',
+        message: /at most 1 loaded \(max_loaded_models\), and first is serving requests/,
+      });
+      expect(stats('first')).toMatchObject({ loaded: true, running: 1 });
+      holder.abort(new Error('done'));
+      await expect(holding).rejects.toThrow('done');
+      // Once the first model is idle it makes room.
+      await lifecycle.chat({ model: 'second', settings: { path: otherPath }, messages: hello, maxTokens: 1 });
+      expect(stats('second').loaded).toBe(true);
+    });
   });
 });

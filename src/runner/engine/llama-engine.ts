@@ -29,6 +29,12 @@ export interface LlamaEngineOptions {
   readonly logLevel?: LlamaLogLevel;
   /** A monotonic clock in milliseconds; injectable for tests. Default `performance.now`. */
   readonly now?: () => number;
+  /**
+   * Models kept loaded at once. Loading one more first unloads the least recently used idle
+   * model; with none idle the request fails with `ModelBudgetError` rather than running out of
+   * memory. Default 3.
+   */
+  readonly maxLoadedModels?: number;
 }
 
 /** Raised for a request the engine cannot serve as asked (a schema llama.cpp grammars cannot express). */
@@ -43,9 +49,30 @@ export class EngineRequestError extends Error {
   }
 }
 
+/** Thrown when loading a model would exceed `maxLoadedModels` and every loaded model is in use. */
+export class ModelBudgetError extends Error {
+  override readonly name = 'ModelBudgetError';
+  readonly code = 'model_overloaded';
+  /** A hint for Retry-After: a loaded model frees up when its requests end. */
+  readonly retryAfterSeconds = 1;
+  constructor(
+    readonly model: string,
+    readonly maxLoadedModels: number,
+    readonly busy: readonly string[],
+  ) {
+    super(
+      `Model ${model} cannot be loaded: the runner keeps at most ${maxLoadedModels} loaded (max_loaded_models), and ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} serving requests. Retry shortly, or raise runner.max_loaded_models.`,
+    );
+  }
+}
+
 const defaultContextSize = 4096;
 const defaultParallel = 1;
 const defaultMaxQueue = 16;
+const defaultKeepAliveMs = 5 * 60_000;
+const defaultMaxLoadedModels = 3;
+/** setTimeout fires at once for longer delays; a keep-alive past about 24.8 days is as good as forever. */
+const longestTimerMs = 2 ** 31 - 1;
 /** Distinct JSON schemas whose compiled grammar is kept; clients tend to reuse a few. */
 const grammarCacheSize = 32;
 
@@ -62,11 +89,22 @@ interface ModelEntry {
   readonly queue: SlotQueue;
   loading: Promise<LoadedModel> | undefined;
   loaded: LoadedModel | undefined;
+  /** Disposal of the previous load, awaited before loading again so two copies never coexist. */
+  unloading: Promise<void> | undefined;
+  /** Requests (and preloads) in progress, queued ones included; the model is idle at 0. */
+  active: number;
+  /** When the last request started or ended, by `now`, for least-recently-used eviction. */
+  lastUsed: number;
+  /** The keep-alive for the current idle period: the last request's own, or the model's. */
+  keepAliveMs: number;
+  idleTimer: NodeJS.Timeout | undefined;
+  unloads: number;
 }
 
 /**
  * Runs GGUF models in-process with node-llama-cpp (llama.cpp). A model loads on its first
- * request and stays loaded; each request gets its own context sequence, so up to `parallel`
+ * request and stays loaded until it has been idle for its keep-alive, or until room is needed
+ * for another model beyond `maxLoadedModels` (least recently used idle model first); each request gets its own context sequence, so up to `parallel`
  * requests are decoded together in one batch, and the sequence is freed the moment the request
  * ends, fails or is aborted. More requests wait in a bounded queue (see `SlotQueue`).
  *
@@ -82,6 +120,7 @@ export class LlamaEngine {
   readonly #gpu: false | 'auto';
   readonly #logLevel: LlamaLogLevel;
   readonly #now: () => number;
+  readonly #maxLoadedModels: number;
   readonly #models = new Map<string, ModelEntry>();
   readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
   #llama: Promise<Llama> | undefined;
@@ -96,30 +135,49 @@ export class LlamaEngine {
     this.#gpu = options.gpu ?? false;
     this.#logLevel = options.logLevel ?? LlamaLogLevel.error;
     this.#now = options.now ?? (() => performance.now());
+    const maxLoadedModels = options.maxLoadedModels ?? defaultMaxLoadedModels;
+    if (!Number.isInteger(maxLoadedModels) || maxLoadedModels < 1) {
+      throw new RangeError(`maxLoadedModels must be a positive integer, not ${maxLoadedModels}`);
+    }
+    this.#maxLoadedModels = maxLoadedModels;
   }
 
-  /** Loads a model now (a preload), so no request pays for it. Returns once it is loaded. */
+  /**
+   * Loads a model now (a preload), so no request pays for it. Returns once it is loaded; it then
+   * stays loaded for its keep-alive like a model a request loaded.
+   */
   async load(name: string, settings: EngineModelSettings): Promise<void> {
-    await this.#ensureLoaded(name, this.#entry(name, settings));
+    const entry = this.#entry(name, settings);
+    this.#hold(entry);
+    try {
+      await this.#ensureLoaded(name, entry);
+    } finally {
+      this.#letGo(entry, undefined);
+    }
   }
 
   async chat(request: EngineChatRequest): Promise<EngineChatResult> {
     const started = this.#now();
     const entry = this.#entry(request.model, request.settings);
-    const { signal } = request;
-    // The grammar is compiled before queueing, so a schema it cannot express fails without waiting.
-    // Without a response format nothing is awaited before queueing, so the queue place is taken
-    // within this call, in call order.
-    const format = request.responseFormat;
-    const grammar =
-      format === undefined || format.type === 'text' ? undefined : await this.#grammarFor(format);
-    const release = await entry.queue.acquire(signal);
+    this.#hold(entry);
     try {
-      const loaded = await this.#ensureLoaded(request.model, entry);
-      signal?.throwIfAborted();
-      return await this.#generate(loaded, request, grammar, started);
+      const { signal } = request;
+      // The grammar is compiled before queueing, so a schema it cannot express fails without waiting.
+      // Without a response format nothing is awaited before queueing, so the queue place is taken
+      // within this call, in call order.
+      const format = request.responseFormat;
+      const grammar =
+        format === undefined || format.type === 'text' ? undefined : await this.#grammarFor(format);
+      const release = await entry.queue.acquire(signal);
+      try {
+        const loaded = await this.#ensureLoaded(request.model, entry);
+        signal?.throwIfAborted();
+        return await this.#generate(loaded, request, grammar, started);
+      } finally {
+        release();
+      }
     } finally {
-      release();
+      this.#letGo(entry, request.keepAliveMs);
     }
   }
 
@@ -133,6 +191,8 @@ export class LlamaEngine {
       contextSize: entry.loaded?.context.contextSize ?? null,
       loadSeconds: entry.loaded?.loadSeconds ?? null,
       memoryBytes: entry.loaded?.memoryBytes ?? null,
+      keepAliveMs: entry.keepAliveMs,
+      unloads: entry.unloads,
     }));
   }
 
@@ -142,6 +202,8 @@ export class LlamaEngine {
     const entries = [...this.#models.values()];
     this.#models.clear();
     for (const entry of entries) {
+      clearTimeout(entry.idleTimer);
+      await entry.unloading;
       const loaded = await entry.loading?.catch(() => undefined);
       await loaded?.context.dispose();
       await loaded?.model.dispose();
@@ -168,6 +230,12 @@ export class LlamaEngine {
       queue: new SlotQueue({ model: name, slots: parallel, maxQueue: settings.maxQueue ?? defaultMaxQueue }),
       loading: undefined,
       loaded: undefined,
+      unloading: undefined,
+      active: 0,
+      lastUsed: this.#now(),
+      keepAliveMs: settings.keepAliveMs ?? defaultKeepAliveMs,
+      idleTimer: undefined,
+      unloads: 0,
     };
     this.#models.set(name, entry);
     return entry;
@@ -188,18 +256,93 @@ export class LlamaEngine {
     return this.#llama;
   }
 
+  /** A request or preload begins: the model is not idle, so no unload may happen meanwhile. */
+  #hold(entry: ModelEntry): void {
+    entry.active++;
+    entry.lastUsed = this.#now();
+    clearTimeout(entry.idleTimer);
+    entry.idleTimer = undefined;
+  }
+
+  /** A request or preload ends; the last one out starts the keep-alive, its own if it set one. */
+  #letGo(entry: ModelEntry, keepAliveMs: number | undefined): void {
+    entry.active--;
+    entry.lastUsed = this.#now();
+    entry.keepAliveMs = keepAliveMs ?? entry.settings.keepAliveMs ?? defaultKeepAliveMs;
+    if (entry.active > 0 || entry.loading === undefined || this.#closed) return;
+    const delay = entry.keepAliveMs;
+    if (delay <= 0) {
+      void this.#unload(entry);
+    } else if (delay <= longestTimerMs) {
+      entry.idleTimer = setTimeout(() => void this.#unload(entry), delay);
+      // An idle model's timer must not keep the process alive on its own.
+      entry.idleTimer.unref();
+    }
+  }
+
+  /**
+   * Frees an idle model's context and weights. It reads as unloaded at once, so the next request
+   * loads it again, after this disposal ends.
+   */
+  #unload(entry: ModelEntry): Promise<void> {
+    clearTimeout(entry.idleTimer);
+    entry.idleTimer = undefined;
+    const loading = entry.loading;
+    if (loading === undefined || entry.active > 0) return entry.unloading ?? Promise.resolve();
+    entry.loading = undefined;
+    entry.loaded = undefined;
+    entry.unloads++;
+    const previous = entry.unloading;
+    const unloading = (async () => {
+      await previous;
+      const loaded = await loading.catch(() => undefined);
+      await loaded?.context.dispose();
+      await loaded?.model.dispose();
+    })()
+      // A failed disposal leaves nothing to retry; the next load must not fail because of it.
+      .catch(() => undefined)
+      .finally(() => {
+        if (entry.unloading === unloading) entry.unloading = undefined;
+      });
+    entry.unloading = unloading;
+    return unloading;
+  }
+
+  /**
+   * Makes room under `maxLoadedModels` for one more model by unloading the least recently used
+   * idle ones; throws `ModelBudgetError` when every loaded model is in use. Resolves once no
+   * disposal is in progress, so freed memory is really free before the next load.
+   */
+  #makeRoom(name: string): Promise<unknown> {
+    const loaded = [...this.#models].filter(([, entry]) => entry.loading !== undefined);
+    const excess = loaded.length + 1 - this.#maxLoadedModels;
+    if (excess > 0) {
+      const idle = loaded
+        .filter(([, entry]) => entry.active === 0)
+        .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
+      if (idle.length < excess) {
+        const busy = loaded.filter(([, entry]) => entry.active > 0).map(([busyName]) => busyName);
+        throw new ModelBudgetError(name, this.#maxLoadedModels, busy);
+      }
+      for (const [, entry] of idle.slice(0, excess)) void this.#unload(entry);
+    }
+    return Promise.all([...this.#models.values()].map((entry) => entry.unloading));
+  }
+
   #ensureLoaded(name: string, entry: ModelEntry): Promise<LoadedModel> {
-    entry.loading ??= this.#loadModel(entry).then(
-      (loaded) => {
-        entry.loaded = loaded;
-        return loaded;
-      },
-      (error: unknown) => {
-        // A failed load is retried by the next request rather than cached forever.
-        entry.loading = undefined;
-        throw new Error(`Model ${name} failed to load from ${entry.settings.path}`, { cause: error });
-      },
-    );
+    entry.loading ??= this.#makeRoom(name)
+      .then(() => this.#loadModel(entry))
+      .then(
+        (loaded) => {
+          entry.loaded = loaded;
+          return loaded;
+        },
+        (error: unknown) => {
+          // A failed load is retried by the next request rather than cached forever.
+          entry.loading = undefined;
+          throw new Error(`Model ${name} failed to load from ${entry.settings.path}`, { cause: error });
+        },
+      );
     return entry.loading;
   }
 

@@ -1,3 +1,4 @@
+import { parseKeepAlive } from '../../config/units.js';
 import { GatewayError } from '../../errors/index.js';
 import { isJsonObject, requestRules, requiredFieldHints } from '../../spec/openai.js';
 import type { EngineMessage, EngineResponseFormat } from '../engine/index.js';
@@ -15,6 +16,8 @@ export interface ChatRequest {
   readonly seed: number | undefined;
   readonly stop: readonly string[] | undefined;
   readonly responseFormat: EngineResponseFormat | undefined;
+  /** Ollama's `keep_alive`, in milliseconds (`Infinity` for forever); undefined keeps the model's. */
+  readonly keepAliveMs: number | undefined;
 }
 
 const invalid = (param: string, problem: string) =>
@@ -47,6 +50,17 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (topK !== undefined && topK !== null && !(Number.isInteger(topK) && (topK as number) >= 0)) {
     throw invalid('top_k', 'must be an integer of at least 0');
   }
+  let keepAliveMs: number | undefined;
+  if (body.keep_alive !== undefined && body.keep_alive !== null) {
+    const value = body.keep_alive;
+    keepAliveMs = typeof value === 'string' || typeof value === 'number' ? parseKeepAlive(value) : undefined;
+    if (keepAliveMs === undefined) {
+      throw invalid(
+        'keep_alive',
+        'must be a duration such as "5m" or "30s", a number of seconds, 0 to unload after the request, or -1 to keep the model loaded',
+      );
+    }
+  }
   const streamOptions = body.stream_options as { include_usage?: unknown } | null | undefined;
   return {
     model: body.model as string,
@@ -61,6 +75,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
     stop:
       typeof body.stop === 'string' ? [body.stop] : ((body.stop as string[] | null | undefined) ?? undefined),
     responseFormat: parseResponseFormat(body.response_format as Record<string, unknown> | null | undefined),
+    keepAliveMs,
   };
 }
 

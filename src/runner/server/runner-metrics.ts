@@ -43,6 +43,11 @@ export class RunnerMetrics {
       ['num_requests_waiting', 'Requests queued for a free sequence.', (model) => model.waiting],
       ['parallel_sequences', 'Sequences decoded together in one batch (slots).', (model) => model.parallel],
       ['model_loaded', '1 when the model is loaded.', (model) => (model.loaded ? 1 : 0)],
+      [
+        'model_keep_alive_seconds',
+        'How long the model stays loaded once idle; +Inf for forever.',
+        (model) => model.keepAliveMs / 1000,
+      ],
       ['model_load_seconds', 'How long loading the model took.', (model) => model.loadSeconds],
       ['context_size_tokens', 'Tokens of context each request gets.', (model) => model.contextSize],
     ];
@@ -60,6 +65,8 @@ export class RunnerMetrics {
       sample('model_memory_bytes', `${modelLabel(model.name)},kind="vram"`, model.memoryBytes.vram);
     }
 
+    family('model_unloads_total', 'counter', 'Unloads: keep-alive expired, or room made for another model.');
+    for (const model of stats) sample('model_unloads_total', modelLabel(model.name), model.unloads);
     family('prompt_tokens_total', 'counter', 'Prompt tokens processed.');
     for (const name of names) sample('prompt_tokens_total', modelLabel(name), this.#read(name).promptTokens);
     family('generation_tokens_total', 'counter', 'Tokens generated.');

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LlamaEngine } from '../engine/index.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type EngineChatResult, type EngineModelStats, LlamaEngine } from '../engine/index.js';
 import { createDemoModel } from '../gguf/index.js';
-import { buildRunnerServer, type RunnerModel } from './runner-server.js';
+import { buildRunnerServer, type RunnerEngine, type RunnerModel } from './runner-server.js';
 
 // One tiny demo model, loaded once. At temperature 0 it answers "Count" with well over 2,000
 // tokens and never an end-of-generation token, which gives the tests a long, predictable stream.
@@ -396,6 +396,148 @@ describe('the runner serving a demo model over HTTP', () => {
       5,
     );
     expect(text).toContain('# TYPE switchyard_runner_time_to_first_token_seconds histogram');
+  });
+});
+
+describe('the runner’s model lifecycle over HTTP', () => {
+  let lifecycleEngine: LlamaEngine;
+  let lifecycleApp: ReturnType<typeof buildRunnerServer>;
+  let url: string;
+  /** Every result the engine returned, in order: a decorator, the engine itself is real. */
+  const results: { model: string; result: EngineChatResult }[] = [];
+  let loadedBeforeListening: EngineModelStats | undefined;
+
+  beforeAll(async () => {
+    const otherPath = join(directory, 'other.gguf');
+    await createDemoModel({ size: 'tiny', seed: 2, path: otherPath });
+    lifecycleEngine = new LlamaEngine({ threads: 1, maxLoadedModels: 2 });
+    const recording: RunnerEngine = {
+      load: (name, settings) => lifecycleEngine.load(name, settings),
+      stats: () => lifecycleEngine.stats(),
+      chat: async (request) => {
+        const result = await lifecycleEngine.chat(request);
+        results.push({ model: request.model, result });
+        return result;
+      },
+    };
+    lifecycleApp = buildRunnerServer({
+      engine: recording,
+      models: new Map<string, RunnerModel>([
+        ['warm', { path: modelPath, contextSize: 512, keepAliveMs: Number.POSITIVE_INFINITY }],
+        ['brief', { path: modelPath, contextSize: 512, keepAliveMs: 200 }],
+        ['other', { path: otherPath, contextSize: 512 }],
+      ]),
+      preload: ['warm'],
+    });
+    await lifecycleApp.ready();
+    loadedBeforeListening = lifecycleEngine.stats().find((model) => model.name === 'warm');
+    url = await lifecycleApp.listen({ port: 0, host: '127.0.0.1' });
+  });
+
+  afterAll(async () => {
+    await lifecycleApp?.close();
+    await lifecycleEngine?.close();
+  });
+
+  const metric = async (series: string) => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+    expect(line, series).toBeDefined();
+    const value = line!.slice(series.length + 1);
+    return value === '+Inf' ? Number.POSITIVE_INFINITY : Number(value);
+  };
+  const chat = (body: Record<string, unknown>, signal?: AbortSignal) =>
+    fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: longPrompt }], max_tokens: 1, ...body }),
+      signal,
+    });
+
+  it('loads and warms a preloaded model before it listens, so its first request pays no load', async () => {
+    expect(loadedBeforeListening).toMatchObject({ loaded: true, unloads: 0 });
+    // The warm-up generation ran before the server listened.
+    expect(results.map(({ model }) => model)).toEqual(['warm']);
+    const response = await chat({ model: 'warm' });
+    expect(response.status).toBe(200);
+    expect(results.map(({ model }) => model)).toEqual(['warm', 'warm']);
+    // The same load as before listening, not a new one inside the request's timings.
+    expect(lifecycleEngine.stats().find((model) => model.name === 'warm')).toMatchObject({
+      loaded: true,
+      unloads: 0,
+      loadSeconds: loadedBeforeListening!.loadSeconds,
+    });
+  });
+
+  it('refuses to preload a model it does not serve', () => {
+    expect(() =>
+      buildRunnerServer({ engine: lifecycleEngine, models: new Map(), preload: ['ghost'] }),
+    ).toThrow(/Cannot preload ghost: not served by this runner/);
+  });
+
+  it('unloads an idle model after its keep-alive, shows it at /metrics, and loads it again on request', async () => {
+    expect((await chat({ model: 'brief' })).status).toBe(200);
+    expect(await metric('switchyard_runner_model_loaded{model_name="brief"}')).toBe(1);
+    expect(await metric('switchyard_runner_model_keep_alive_seconds{model_name="brief"}')).toBe(0.2);
+    await vi.waitFor(
+      async () => expect(await metric('switchyard_runner_model_loaded{model_name="brief"}')).toBe(0),
+      { timeout: 2_000, interval: 50 },
+    );
+    expect(await metric('switchyard_runner_model_unloads_total{model_name="brief"}')).toBe(1);
+    expect((await chat({ model: 'brief' })).status).toBe(200);
+    expect(await metric('switchyard_runner_model_loaded{model_name="brief"}')).toBe(1);
+    expect(await metric('switchyard_runner_model_keep_alive_seconds{model_name="warm"}')).toBe(
+      Number.POSITIVE_INFINITY,
+    );
+  });
+
+  it('unloads a model right after a request with keep_alive 0, and keeps it with keep_alive -1', async () => {
+    expect((await chat({ model: 'brief', keep_alive: 0 })).status).toBe(200);
+    expect(await metric('switchyard_runner_model_loaded{model_name="brief"}')).toBe(0);
+    expect((await chat({ model: 'brief', keep_alive: '-1' })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await metric('switchyard_runner_model_loaded{model_name="brief"}')).toBe(1);
+    // The next request without keep_alive brings back the model's own 200 ms.
+    expect((await chat({ model: 'brief', keep_alive: '10s' })).status).toBe(200);
+    expect(await metric('switchyard_runner_model_keep_alive_seconds{model_name="brief"}')).toBe(10);
+  });
+
+  it('names keep_alive in a 400 when it cannot read it', async () => {
+    const response = await chat({ model: 'brief', keep_alive: 'soon' });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as any).error).toMatchObject({
+      code: 'invalid_field',
+      param: 'keep_alive',
+    });
+  });
+
+  it('answers 503 naming the budget when a model would exceed max_loaded_models with every loaded one busy', async () => {
+    const holders = new AbortController();
+    // Streams answer with headers once they hold a sequence: both models are then in use.
+    const warm = await chat(
+      { model: 'warm', stream: true, max_tokens: 2000, temperature: 0 },
+      holders.signal,
+    );
+    const brief = await chat(
+      { model: 'brief', stream: true, max_tokens: 2000, temperature: 0 },
+      holders.signal,
+    );
+    expect([warm.status, brief.status]).toEqual([200, 200]);
+    const refused = await chat({ model: 'other' });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(((await refused.json()) as any).error).toMatchObject({
+      code: 'model_overloaded',
+      message: expect.stringMatching(/at most 2 loaded \(max_loaded_models\), and warm, brief are serving/),
+    });
+    holders.abort();
+    await vi.waitFor(() => expect(lifecycleEngine.stats().every((model) => model.running === 0)).toBe(true), {
+      timeout: 2_000,
+    });
+    // Idle again, the least recently used model makes room.
+    expect((await chat({ model: 'other' })).status).toBe(200);
+    expect(await metric('switchyard_runner_model_loaded{model_name="other"}')).toBe(1);
+    expect(await metric('switchyard_runner_model_loaded{model_name="warm"}')).toBe(0);
   });
 });
 

@@ -14,6 +14,7 @@ import {
   type EngineModelSettings,
   type EngineModelStats,
   EngineRequestError,
+  ModelBudgetError,
   ModelOverloadedError,
 } from '../engine/index.js';
 import { gpuMetricsText, readNvidiaGpus } from '../gpu-metrics.js';
@@ -23,6 +24,7 @@ import { RunnerMetrics, runnerMetricsContentType } from './runner-metrics.js';
 /** What the server needs of an engine; `LlamaEngine` is the one implementation. */
 export interface RunnerEngine {
   chat(request: EngineChatRequest): Promise<EngineChatResult>;
+  load(name: string, settings: EngineModelSettings): Promise<void>;
   stats(): EngineModelStats[];
 }
 
@@ -39,6 +41,11 @@ export interface RunnerServerOptions {
   readonly logger?: FastifyBaseLogger;
   /** Wall clock in milliseconds, for `created` fields. Default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Models loaded and warmed with a one-token generation before the server listens, so once
+   * /healthz answers (the supervisor's readiness) no request pays their cold start.
+   */
+  readonly preload?: readonly string[];
 }
 
 /**
@@ -73,6 +80,18 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
       'route_not_found',
       `No endpoint ${request.method} ${request.url.split('?')[0]}. Endpoints: POST /v1/chat/completions, GET /v1/models, GET /healthz, GET /metrics.`,
     );
+  });
+
+  const preload = options.preload ?? [];
+  const unknown = preload.filter((name) => !models.has(name));
+  if (unknown.length > 0) {
+    throw new Error(
+      `Cannot preload ${unknown.join(', ')}: not served by this runner. It serves ${[...models.keys()].join(', ') || 'no models'}.`,
+    );
+  }
+  // onReady hooks finish before `listen` binds the port, so /healthz stays unreachable until then.
+  app.addHook('onReady', async () => {
+    for (const name of preload) await warm(engine, name, models.get(name)!);
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -137,6 +156,17 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
   return app;
 }
 
+/** Loads a model, then generates one token so its first request finds everything warm. */
+async function warm(engine: RunnerEngine, name: string, model: RunnerModel): Promise<void> {
+  await engine.load(name, model);
+  await engine.chat({
+    model: name,
+    settings: model,
+    messages: [{ role: 'user', content: 'Hello' }],
+    maxTokens: 1,
+  });
+}
+
 function toEngineRequest(chat: ChatRequest, model: RunnerModel, signal: AbortSignal): EngineChatRequest {
   return {
     model: chat.model,
@@ -149,6 +179,7 @@ function toEngineRequest(chat: ChatRequest, model: RunnerModel, signal: AbortSig
     seed: chat.seed,
     stop: chat.stop,
     responseFormat: chat.responseFormat,
+    keepAliveMs: chat.keepAliveMs,
     signal,
   };
 }
@@ -162,7 +193,11 @@ async function run(engine: RunnerEngine, request: EngineChatRequest, metrics: Ru
   } catch (error) {
     metrics.fail(
       request.model,
-      error instanceof ModelOverloadedError ? 'overloaded' : request.signal?.aborted ? 'aborted' : 'error',
+      error instanceof ModelOverloadedError || error instanceof ModelBudgetError
+        ? 'overloaded'
+        : request.signal?.aborted
+          ? 'aborted'
+          : 'error',
     );
     throw error;
   }
@@ -241,6 +276,12 @@ function toUsage(result: EngineChatResult): Usage {
 /** Maps engine and Fastify failures into the catalogue. */
 function toGatewayError(error: unknown): GatewayError {
   if (error instanceof ModelOverloadedError) {
+    return new GatewayError('model_overloaded', error.message, {
+      headers: { 'retry-after': String(error.retryAfterSeconds) },
+      cause: error,
+    });
+  }
+  if (error instanceof ModelBudgetError) {
     return new GatewayError('model_overloaded', error.message, {
       headers: { 'retry-after': String(error.retryAfterSeconds) },
       cause: error,
