@@ -165,8 +165,8 @@ function runnerLauncher(): RunnerLauncher {
       String(settings.contextSize),
       '--max-queue',
       String(settings.maxQueue),
-      '--keep-alive',
-      formatKeepAlive(settings.keepAlive),
+      // "=" form: "-1" (keep forever) would otherwise read as a flag.
+      `--keep-alive=${formatKeepAlive(settings.keepAlive)}`,
       '--max-loaded-models',
       String(settings.maxLoadedModels),
       ...(settings.preload.length === 0 ? [] : ['--preload', settings.preload.join(',')]),

@@ -114,6 +114,26 @@ describe('switchyard serve', () => {
     expect(await server.stop()).toBe(0);
   });
 
+  it('passes runner settings through, keep_alive -1 and preload included, and serves the local model', async () => {
+    const env = { SWITCHYARD_DATA_DIR: join(directory, 'runner-settings') };
+    expect((await runCli(['models', 'create-demo', '--name', 'local:tiny'], env)).code).toBe(0);
+    const file = await configFile(
+      'runner-settings.yaml',
+      `store:\n  path: ${join(directory, 'runner-settings.db')}\nrunner:\n  keep_alive: -1\n  preload: [local:tiny]\n  parallel: 1\nmodels:\n  - name: tiny\n    targets:\n      - kind: local\n        model: local:tiny\n`,
+    );
+    const server = await startCli(['--config', file], env);
+    await expect
+      .poll(async () => (await fetch(`${server.url}/readyz`)).status, { timeout: 15_000 })
+      .toBe(200);
+    const answer = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3 }),
+    });
+    expect(answer.status).toBe(200);
+    expect(await server.stop()).toBe(0);
+  });
+
   it('takes providers from the environment when no config file is given', async () => {
     const server = await startCli([], {
       SWITCHYARD_DATA_DIR: directory,

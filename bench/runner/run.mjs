@@ -1,0 +1,276 @@
+// npm run bench:runner — local model throughput through Switchyard versus node-llama-cpp driven
+// directly, on the ~25 M-parameter demo model, with the same settings (1 thread, 8 sequences,
+// 2048 tokens of context each, temperature 0, 128 tokens a request).
+//
+// Measures, for 1, 2, 4 and 8 concurrent requests: aggregate generated tokens/s and the median
+// time to first token. Then the first request's time to first token on a cold runner, on a
+// preloaded one, and a warm request's. Writes its section of BENCHMARKS.md.
+//
+// Options (environment): BENCH_ROUNDS (requests per client per concurrency, default 3),
+// BENCH_NO_WRITE=1 (print only).
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const cli = path.join(root, 'dist/cli/main.js');
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const concurrencies = [1, 2, 4, 8];
+const settings = { threads: 1, parallel: 8, contextSize: 2048, maxTokens: 128 };
+const prompt = [{ role: 'user', content: 'Tell me a long story about a family and their animal.' }];
+const temporary = mkdtempSync(path.join(os.tmpdir(), 'switchyard-bench-runner-'));
+const children = new Set();
+
+function run(args, env = {}) {
+  const child = spawn(process.execPath, [cli, ...args], {
+    env: { ...process.env, SWITCHYARD_DATA_DIR: temporary, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+async function output(child) {
+  let text = '';
+  child.stdout.on('data', (chunk) => (text += chunk));
+  child.stderr.on('data', (chunk) => (text += chunk));
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`command failed (${code}):\n${text}`);
+  return text;
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+// ---------------------------------------------------------------------------------------------
+// Direct: node-llama-cpp with the same settings, no HTTP.
+
+async function direct(modelPath) {
+  const { getLlama, LlamaChat } = await import('node-llama-cpp');
+  const llama = await getLlama({ build: 'never', gpu: false });
+  const model = await llama.loadModel({ modelPath });
+  const context = await model.createContext({
+    contextSize: settings.contextSize,
+    sequences: settings.parallel,
+    threads: settings.threads,
+  });
+  const history = [
+    { type: 'user', text: prompt[0].content },
+    { type: 'model', response: [] },
+  ];
+  const one = async () => {
+    const sequence = context.getSequence();
+    const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+    const started = performance.now();
+    let first;
+    let tokens = 0;
+    try {
+      await chat.generateResponse(history, {
+        maxTokens: settings.maxTokens,
+        temperature: 0,
+        onToken: (chunk) => {
+          first ??= performance.now() - started;
+          tokens += chunk.length;
+        },
+      });
+    } finally {
+      sequence.dispose();
+    }
+    return { tokens, ttft: first ?? Number.NaN };
+  };
+  await one(); // warm-up
+  const results = {};
+  for (const concurrency of concurrencies) results[concurrency] = await measure(concurrency, one);
+  await context.dispose();
+  await model.dispose();
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through Switchyard: serve → supervised runner → the same model, streamed over HTTP.
+
+function configFile(name, preload) {
+  const file = path.join(temporary, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `log:
+  level: warn
+store:
+  path: ${path.join(temporary, `${name}.db`)}
+runner:
+  threads: ${settings.threads}
+  parallel: ${settings.parallel}
+  context_size: ${settings.contextSize}
+  max_queue: 64
+  keep_alive: -1
+  preload: [${preload ? 'demo:small' : ''}]
+models:
+  - name: bench
+    targets:
+      - kind: local
+        model: demo:small
+`,
+  );
+  return file;
+}
+
+async function startServe(name, preload) {
+  const port = 18900 + Math.floor(Math.random() * 500);
+  const child = run(['serve', '--config', configFile(name, preload), '--port', String(port)]);
+  child.stdout.resume();
+  child.stderr.resume();
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error('serve did not become ready');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { url, child };
+}
+
+async function streamOnce(url) {
+  const started = performance.now();
+  const response = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'bench',
+      messages: prompt,
+      max_tokens: settings.maxTokens,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${await response.text()}`);
+  let first;
+  let tokens = 0;
+  let buffered = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let boundary = buffered.indexOf('\n\n');
+    while (boundary !== -1) {
+      const event = buffered.slice(0, boundary);
+      buffered = buffered.slice(boundary + 2);
+      boundary = buffered.indexOf('\n\n');
+      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+      const data = JSON.parse(event.slice(6));
+      if (first === undefined && data.choices[0]?.delta?.content) first = performance.now() - started;
+      if (data.usage) tokens = data.usage.completion_tokens;
+    }
+  }
+  return { tokens, ttft: first ?? Number.NaN };
+}
+
+async function measure(concurrency, one) {
+  const ttfts = [];
+  let tokens = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let round = 0; round < rounds; round++) {
+        const result = await one();
+        tokens += result.tokens;
+        ttfts.push(result.ttft);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { tokensPerSecond: tokens / seconds, ttftMs: median(ttfts), tokens };
+}
+
+async function stop(child) {
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  await output(run(['models', 'create-demo', '--size', 'small']));
+  const manifest = JSON.parse(await output(run(['models', 'inspect', 'demo:small'])));
+  const modelPath = path.join(temporary, 'models', 'blobs', manifest.digest.replace(':', '-'));
+
+  process.stdout.write('== direct (node-llama-cpp)\n');
+  const directResults = await direct(modelPath);
+
+  process.stdout.write('== switchyard (cold runner: first request loads the model)\n');
+  const cold = await startServe('cold', false);
+  const coldFirst = await streamOnce(cold.url);
+  const warm = await streamOnce(cold.url);
+  const switchyardResults = {};
+  for (const concurrency of concurrencies) {
+    process.stdout.write(`   ${concurrency} concurrent\n`);
+    switchyardResults[concurrency] = await measure(concurrency, () => streamOnce(cold.url));
+  }
+  await stop(cold.child);
+
+  process.stdout.write('== switchyard (preloaded runner)\n');
+  const preloaded = await startServe('preloaded', true);
+  const preloadedFirst = await streamOnce(preloaded.url);
+  await stop(preloaded.child);
+
+  const rows = concurrencies.map((concurrency) => {
+    const a = directResults[concurrency];
+    const b = switchyardResults[concurrency];
+    return `| ${concurrency} | ${a.tokensPerSecond.toFixed(0)} | ${b.tokensPerSecond.toFixed(0)} | ${(b.tokensPerSecond / a.tokensPerSecond).toFixed(2)}× | ${a.ttftMs.toFixed(1)} | ${b.ttftMs.toFixed(1)} |`;
+  });
+  const single = switchyardResults[1].tokensPerSecond;
+  const four = switchyardResults[4].tokensPerSecond;
+  const ratios = concurrencies.map(
+    (c) => switchyardResults[c].tokensPerSecond / directResults[c].tokensPerSecond,
+  );
+  const verdict = (ok) => (ok ? 'met' : '**not met**');
+  const section = `<!-- runner:start -->
+## Local runner
+
+Generated by \`npm run bench:runner\` (bench/runner/run.mjs) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; do not edit by hand.
+
+- Machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} CPUs; Node ${process.version}; node-llama-cpp with the CPU binary.
+- Model: the small demo model (${(manifest.metadata.parameter_count / 1e6).toFixed(1)} M parameters, Q8_0, random weights).
+- Settings, the same for both: ${settings.threads} thread, ${settings.parallel} sequences of ${settings.contextSize} tokens, temperature 0, at most ${settings.maxTokens} tokens a request, ${rounds} requests per client.
+- Direct: node-llama-cpp's LlamaChat on one context, in-process. Switchyard: \`serve\` → supervised runner, streamed over HTTP with usage.
+
+| concurrent requests | direct tok/s | Switchyard tok/s | ratio | direct TTFT p50 ms | Switchyard TTFT p50 ms |
+| --: | --: | --: | --: | --: | --: |
+${rows.join('\n')}
+
+| first request | TTFT ms |
+| --- | --: |
+| cold runner (load included) | ${coldFirst.ttft.toFixed(1)} |
+| preloaded runner | ${preloadedFirst.ttft.toFixed(1)} |
+| warm request | ${warm.ttft.toFixed(1)} |
+
+| target | measured | result |
+| --- | --: | --- |
+| throughput through Switchyard ≥ 0.95× direct at every concurrency | ${ratios.map((r) => r.toFixed(2)).join(', ')} | ${verdict(ratios.every((r) => r >= 0.95))} |
+| aggregate at 4 concurrent ≥ 1.1× a single request's | ${(four / single).toFixed(2)}× | ${verdict(four / single >= 1.1)} |
+| preloaded first request TTFT ≤ 2× a warm request's | ${(preloadedFirst.ttft / warm.ttft).toFixed(2)}× | ${verdict(preloadedFirst.ttft <= 2 * warm.ttft)} |
+<!-- runner:end -->`;
+  process.stdout.write(`\n${section}\n`);
+  if (process.env.BENCH_NO_WRITE !== '1') {
+    const file = path.join(root, 'BENCHMARKS.md');
+    let text = readFileSync(file, 'utf8');
+    const start = text.indexOf('<!-- runner:start -->');
+    const end = text.indexOf('<!-- runner:end -->');
+    if (start !== -1 && end !== -1)
+      text = text.slice(0, start) + section + text.slice(end + '<!-- runner:end -->'.length);
+    else text = `${text.trimEnd()}\n\n${section}\n`;
+    writeFileSync(file, text);
+    process.stdout.write('updated BENCHMARKS.md\n');
+  }
+}
+
+try {
+  await main();
+} finally {
+  for (const child of children) child.kill('SIGKILL');
+  rmSync(temporary, { recursive: true, force: true });
+}
