@@ -5,6 +5,7 @@ import {
   type Llama,
   LlamaChat,
   type LlamaContext,
+  type LlamaContextSequence,
   type LlamaGrammar,
   LlamaLogLevel,
   type LlamaModel,
@@ -86,6 +87,13 @@ interface LoadedModel {
    * given none) took 140–230 ms of every request before its first token.
    */
   readonly chatWrapper: ChatWrapper;
+  /**
+   * Sequences that finished a request, cleared and ready for the next. Reused rather than
+   * disposed: a disposed sequence returns to the context only later, so a request arriving at
+   * once found "No sequences left" whenever every slot had been busy (seen at 8 concurrent
+   * requests on 8 slots). The slot queue keeps at most `parallel` in use.
+   */
+  readonly idleSequences: LlamaContextSequence[];
   readonly loadSeconds: number;
   readonly memoryBytes: { readonly ram: number; readonly vram: number };
 }
@@ -375,6 +383,7 @@ export class LlamaEngine {
         model,
         context,
         chatWrapper: resolveChatWrapper(model),
+        idleSequences: [],
         loadSeconds: (this.#now() - started) / 1000,
         memoryBytes: { ram: weights.cpuRam + cache.cpuRam, vram: weights.gpuVram + cache.gpuVram },
       };
@@ -413,7 +422,7 @@ export class LlamaEngine {
     grammar: LlamaGrammar | undefined,
     started: number,
   ): Promise<EngineChatResult> {
-    const sequence = loaded.context.getSequence();
+    const sequence = loaded.idleSequences.pop() ?? loaded.context.getSequence();
     const chat = new LlamaChat({
       contextSequence: sequence,
       chatWrapper: loaded.chatWrapper,
@@ -470,7 +479,13 @@ export class LlamaEngine {
       };
     } finally {
       chat.dispose({ disposeSequence: false });
-      sequence.dispose();
+      try {
+        await sequence.clearHistory();
+        loaded.idleSequences.push(sequence);
+      } catch {
+        // The context is being disposed (the model unloads): the sequence goes with it.
+        sequence.dispose();
+      }
     }
   }
 }
