@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { diskThatFillsAfter } from '../../../test/support/full-disk.js';
 import { ModelStoreError, modelStoreErrorCodes } from './errors.js';
-import { nodeFileSystem, type StoreFileSystem } from './file-system.js';
 import { type BlobInspector, ModelStore } from './model-store.js';
 
 /** A few bytes that start like a GGUF file: magic, version 3, then noise. */
@@ -245,23 +245,3 @@ describe('ModelStoreError', () => {
     expect(Object.keys(modelStoreErrorCodes)).toHaveLength(11);
   });
 });
-
-/** The real file system, except that writes fail with ENOSPC once `capacity` bytes are written. */
-function diskThatFillsAfter(capacity: number): Partial<StoreFileSystem> {
-  let written = 0;
-  return {
-    async openWritableFile(path, mode) {
-      const file = await nodeFileSystem.openWritableFile(path, mode);
-      return {
-        ...file,
-        async write(chunk) {
-          if (written + chunk.length > capacity) {
-            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-          }
-          written += chunk.length;
-          await file.write(chunk);
-        },
-      };
-    },
-  };
-}

@@ -5,9 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { diskThatFillsAfter } from '../../../test/support/full-disk.js';
 import { partialKey } from './download.js';
 import { ModelStoreError } from './errors.js';
-import { nodeFileSystem, type StoreFileSystem } from './file-system.js';
 import { ModelStore } from './model-store.js';
 import type { PullProgress } from './progress.js';
 
@@ -191,26 +191,6 @@ async function rejection(promise: Promise<unknown>): Promise<ModelStoreError> {
   if (!(error instanceof ModelStoreError))
     throw new Error(`expected a ModelStoreError, got ${String(error)}`);
   return error;
-}
-
-/** The real file system, except that writes fail with ENOSPC once `capacity` bytes are written. */
-function diskThatFillsAfter(capacity: number): Partial<StoreFileSystem> {
-  let written = 0;
-  return {
-    async openWritableFile(path, mode) {
-      const file = await nodeFileSystem.openWritableFile(path, mode);
-      return {
-        ...file,
-        async write(chunk) {
-          if (written + chunk.length > capacity) {
-            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-          }
-          written += chunk.length;
-          await file.write(chunk);
-        },
-      };
-    },
-  };
 }
 
 let directory: string;
