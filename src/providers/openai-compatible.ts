@@ -87,6 +87,10 @@ export function extractUsage(json: string | Buffer): Usage | undefined {
   let key = json.lastIndexOf('"usage"');
   while (key > 0 && codeAt(json, key - 1) === 0x5c) key = json.lastIndexOf('"usage"', key - 1);
   if (key === -1) return undefined;
+  // Streams with include_usage carry "usage":null on every chunk: settle those without slicing.
+  let position = key + 7;
+  while (isSpaceOrColon(codeAt(json, position))) position++;
+  if (codeAt(json, position) !== 0x7b) return undefined;
   // A usage object is a few hundred bytes; look no further than this past its key.
   const end = Math.min(json.length, key + 4096);
   const tail = typeof json === 'string' ? json.slice(key + 7, end) : json.toString('latin1', key + 7, end);
@@ -106,6 +110,10 @@ export function extractUsage(json: string | Buffer): Usage | undefined {
     }
   }
   return undefined;
+}
+
+function isSpaceOrColon(code: number | undefined): boolean {
+  return code === 0x3a || code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
 }
 
 function codeAt(json: string | Buffer, position: number): number | undefined {
