@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { diskThatFillsAfter } from '../../../test/support/full-disk.js';
-import { ModelStoreError, modelStoreErrorCodes } from './errors.js';
+import { diskThatFillsAfter, rejection } from '../../../test/support/model-store.js';
+import { modelStoreErrorCodes } from './errors.js';
 import { type BlobInspector, ModelStore } from './model-store.js';
 
 /** A few bytes that start like a GGUF file: magic, version 3, then noise. */
@@ -34,16 +34,6 @@ function headerInspector(calls: string[] = []): BlobInspector {
       await handle.close();
     }
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ModelStoreError> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  if (!(error instanceof ModelStoreError))
-    throw new Error(`expected a ModelStoreError, got ${String(error)}`);
-  return error;
 }
 
 let directory: string;

@@ -5,9 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { diskThatFillsAfter } from '../../../test/support/full-disk.js';
+import { diskThatFillsAfter, rejection } from '../../../test/support/model-store.js';
 import { partialKey } from './download.js';
-import { ModelStoreError } from './errors.js';
 import { ModelStore } from './model-store.js';
 import type { PullProgress } from './progress.js';
 
@@ -181,16 +180,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
     resolve = settle;
   });
   return { promise, resolve };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ModelStoreError> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  if (!(error instanceof ModelStoreError))
-    throw new Error(`expected a ModelStoreError, got ${String(error)}`);
-  return error;
 }
 
 let directory: string;

@@ -1,3 +1,4 @@
+import { ModelStoreError } from '../../src/runner/store/errors.js';
 import { nodeFileSystem, type StoreFileSystem } from '../../src/runner/store/file-system.js';
 
 /** The real file system, except that writes fail with ENOSPC once `capacity` bytes are written. */
@@ -18,4 +19,15 @@ export function diskThatFillsAfter(capacity: number): Partial<StoreFileSystem> {
       };
     },
   };
+}
+
+/** The ModelStoreError a promise rejects with; fails the test if it resolves or rejects otherwise. */
+export async function rejection(promise: Promise<unknown>): Promise<ModelStoreError> {
+  const error = await promise.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  if (!(error instanceof ModelStoreError))
+    throw new Error(`expected a ModelStoreError, got ${String(error)}`);
+  return error;
 }
