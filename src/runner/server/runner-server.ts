@@ -230,6 +230,18 @@ async function streamCompletion(
       `${head}{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finishReason === null ? 'null' : `"${finishReason}"`}}]${usageField}}`,
     );
   let started = false;
+  // Tokens are written one event-loop turn late: by then node-llama-cpp has dispatched the next
+  // batch (it does so on setImmediate), so the socket write and the client's wake-up overlap with
+  // decoding the next token instead of delaying it. Text that arrives meanwhile joins one event.
+  // Measured at 1 concurrent stream: 0.88× → 0.92× of direct throughput (bench/runner).
+  let pending = '';
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    if (pending === '' || raw.destroyed) return;
+    raw.write(chunk(`{"content":${JSON.stringify(pending)}}`, null));
+    pending = '';
+  };
   const result = run(
     engine,
     {
@@ -245,13 +257,18 @@ async function streamCompletion(
         raw.write(chunk('{"role":"assistant","content":""}', null));
       },
       onToken: (text) => {
-        raw.write(chunk(`{"content":${JSON.stringify(text)}}`, null));
+        pending += text;
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(() => setImmediate(flush));
+        }
       },
     },
     metrics,
   );
   try {
     const done = await result;
+    flush();
     raw.write(chunk('{}', done.finishReason));
     if (chat.includeUsage) {
       raw.write(encodeSseEvent(`${head}],"usage":${JSON.stringify(toUsage(done))}}`));
