@@ -198,6 +198,13 @@ async function configCommand(args: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
+    // node:util parseArgs rejects unknown flags and missing values with ERR_PARSE_ARGS_* codes:
+    // a bad command line, so its message alone (it names the flag) and exit code 2, not a stack.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
+      process.stderr.write(`switchyard: ${(error as Error).message}\n`);
+      process.exit(2);
+    }
     process.stderr.write(
       `switchyard: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );

@@ -195,4 +195,15 @@ describe('switchyard runner', () => {
     expect(preload.code).toBe(2);
     expect(preload.stderr).toContain('--preload names 2 models, more than --max-loaded-models 1');
   });
+
+  it('answers a flag it does not know, or one missing its value, with the message alone and exit 2', async () => {
+    const unknown = await runCli(['runner', '--colour']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("Unknown option '--colour'");
+    // "-1" after a space reads as a flag; node's message says to write --keep-alive=-1.
+    const dashed = await runCli(['runner', '--keep-alive', '-1']);
+    expect(dashed.code).toBe(2);
+    expect(dashed.stderr).toContain("'--keep-alive=-XYZ'");
+    expect(dashed.stderr).not.toContain('    at ');
+  });
 });
