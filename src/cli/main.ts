@@ -25,7 +25,10 @@ Usage:
   switchyard models ls|inspect|rm|import|create-demo
       Manage the local model store; \`switchyard models\` explains each.
   switchyard runner [--port 4100] [--threads N] [--parallel 2] [--context-size 4096] [--max-queue 16]
+                    [--max-loaded-models 3] [--max-memory auto|8GiB]
       Serve the store's models over an OpenAI-compatible API on loopback (serve supervises it).
+  switchyard ps [--runner URL] [--json]
+      The runner's loaded models: memory, processor, slots in use, idle time, when they unload.
   switchyard --version
 `;
 
@@ -45,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./models.js')).modelsCommand(rest);
     case 'runner':
       return (await import('./runner.js')).runnerCommand(rest);
+    case 'ps':
+      return (await import('./ps.js')).psCommand(rest);
     case '--version':
     case '-v':
       process.stdout.write(`${version}\n`);
@@ -99,6 +104,8 @@ async function serve(args: string[]): Promise<number> {
     // network. It is created once, in the model store.
     await (await import('./models.js')).ensureDemoModel(demoStoreName);
     config = withLocalModel(config, demoModelName, demoStoreName);
+    // And every model of the store as local/<name:tag>, pulled before start or after it.
+    config = withLocalModel(config, localStoreModels, undefined);
     demo = true;
   }
   const gateway = await startGateway(config, logger, { runner: runnerLauncher() });
@@ -109,7 +116,7 @@ async function serve(args: string[]): Promise<number> {
   if (demo) {
     logger.warn(
       `no models configured, so serving "${demoModelName}": a demo model with random weights that answers with gibberish. ` +
-        'For real answers pull a model (switchyard pull hf:<org>/<repo>/<file>.gguf) and list it in a config file, ' +
+        'For real answers pull a model (switchyard pull hf:<org>/<repo>/<file>.gguf --name NAME:TAG) and ask for "local/NAME:TAG", ' +
         `or set a provider in the environment (${environmentVendorSwitches().join(', ')}).`,
     );
   }
@@ -148,6 +155,7 @@ async function serve(args: string[]): Promise<number> {
 
 const demoModelName = 'demo';
 const demoStoreName = 'demo:small';
+const localStoreModels = 'local/*';
 
 /** `switchyard runner …`, run by this same node binary and entry file, with the same node flags. */
 function runnerLauncher(): RunnerLauncher {
@@ -169,6 +177,9 @@ function runnerLauncher(): RunnerLauncher {
       `--keep-alive=${formatKeepAlive(settings.keepAlive)}`,
       '--max-loaded-models',
       String(settings.maxLoadedModels),
+      // Bytes, or 'auto': the runner then takes its share of the machine it runs on.
+      '--max-memory',
+      String(settings.maxMemory),
       ...(settings.preload.length === 0 ? [] : ['--preload', settings.preload.join(',')]),
       ...(settings.threads === undefined ? [] : ['--threads', String(settings.threads)]),
     ],

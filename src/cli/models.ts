@@ -1,18 +1,18 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dataDirectory } from '../config/defaults.js';
 import { createDemoModel, type DemoModelSize } from '../runner/gguf/index.js';
-import { inspectGguf } from '../runner/model-inspector.js';
+import { openLocalModelStore } from '../runner/local-model-store.js';
 import {
   formatBytes,
   formatProgress,
   formatProgressLine,
   isModelStoreError,
   type ModelManifest,
-  ModelStore,
+  type ModelStore,
   type PullProgress,
 } from '../runner/store/index.js';
+import { table } from './table.js';
 
 const modelsUsage = `Usage:
   switchyard pull <ref> [--name NAME[:TAG]] [--sha256 HEX]
@@ -29,7 +29,7 @@ Models live under $SWITCHYARD_DATA_DIR/models (default ~/.local/share/switchyard
 
 /** The store every command uses: under the data directory, with GGUF inspection. */
 export function openModelStore(env: NodeJS.ProcessEnv = process.env): ModelStore {
-  return new ModelStore({ root: join(dataDirectory(env), 'models'), inspect: inspectGguf });
+  return openLocalModelStore(env);
 }
 
 /** `switchyard pull …`. */
@@ -242,18 +242,6 @@ function formatCount(count: number): string {
   if (count >= 1e6) return `${(count / 1e6).toFixed(1)}M`;
   if (count >= 1e3) return `${(count / 1e3).toFixed(1)}K`;
   return String(count);
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column]!.length)),
-  );
-  const line = (cells: string[]) =>
-    `${cells
-      .map((cell, column) => cell.padEnd(widths[column]!))
-      .join('  ')
-      .trimEnd()}\n`;
-  return line(header) + rows.map(line).join('');
 }
 
 function usageError(message: string): number {

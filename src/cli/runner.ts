@@ -1,16 +1,21 @@
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { parseKeepAlive } from '../config/units.js';
+import { parseKeepAlive, parseMemoryBudget } from '../config/units.js';
 import { LlamaEngine } from '../runner/engine/index.js';
 import { buildRunnerServer, type RunnerModel } from '../runner/server/index.js';
+import { StoreModelCatalog } from '../runner/store-model-catalog.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 import { openModelStore } from './models.js';
+import { claimRunnerState, releaseRunnerState, runnerStatePath, runnerUrl } from './runner-state.js';
 
 /**
  * `switchyard runner`: serves every model in the local store over an OpenAI-compatible API on
  * loopback. `switchyard serve` starts and supervises it for `local` targets; it can also run on
  * its own. Models are named `name:tag` as in `switchyard models ls`, and load on first request
  * (or at start with --preload), and unload once idle for --keep-alive (Ollama's syntax: "5m",
- * seconds, 0, or -1 for forever). At most --max-loaded-models stay loaded at once.
+ * seconds, 0, or -1 for forever). At most --max-loaded-models stay loaded at once, taking at
+ * most --max-memory of RAM together ('auto', a size such as "8GiB", or bytes). Once
+ * listening it records its URL and pid in `<data dir>/runner.json`, where `switchyard ps` finds it.
  */
 export async function runnerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -24,6 +29,7 @@ export async function runnerCommand(args: string[]): Promise<number> {
       'max-queue': { type: 'string', default: '16' },
       'keep-alive': { type: 'string', default: '5m' },
       'max-loaded-models': { type: 'string', default: '3' },
+      'max-memory': { type: 'string', default: 'auto' },
       preload: { type: 'string', default: '' },
     },
   });
@@ -50,6 +56,13 @@ export async function runnerCommand(args: string[]): Promise<number> {
     );
     return 2;
   }
+  const maxMemoryBytes = parseMemoryBudget(values['max-memory']);
+  if (maxMemoryBytes === undefined) {
+    process.stderr.write(
+      `switchyard runner: --max-memory must be "auto" or a size such as "8GiB" or "512mb", got "${values['max-memory']}"\n`,
+    );
+    return 2;
+  }
   const preload = values.preload.split(',').filter((name) => name.length > 0);
   if (preload.length > numbers.maxLoadedModels) {
     // Each preload beyond the budget would unload an earlier one: the list cannot be honoured.
@@ -61,35 +74,57 @@ export async function runnerCommand(args: string[]): Promise<number> {
 
   const logger = createLogger(process.env.SWITCHYARD_LOG_LEVEL ?? 'info');
   const store = openModelStore();
-  const models = new Map<string, RunnerModel>();
-  for (const manifest of await store.list()) {
-    const demo = manifest.metadata.demo === true;
-    models.set(`${manifest.name}:${manifest.tag}`, {
+  // Read again on a name the runner does not know and on GET /v1/models, so models pulled,
+  // imported or removed after start (by the CLI or the admin API) are seen without a restart.
+  const catalog = new StoreModelCatalog(
+    store,
+    (manifest): RunnerModel => ({
       path: store.blobPath(manifest.digest),
       contextSize: numbers.contextSize,
       parallel: numbers.parallel,
       maxQueue: numbers.maxQueue,
       keepAliveMs,
-      ...(demo ? { description: 'demo model with random weights: it answers with gibberish' } : {}),
-    });
-  }
+      ...(manifest.metadata.demo === true
+        ? { description: 'demo model with random weights: it answers with gibberish' }
+        : {}),
+    }),
+  );
+  const models = await catalog.list();
   const engine = new LlamaEngine({
     maxLoadedModels: numbers.maxLoadedModels,
+    maxMemoryBytes,
     ...(numbers.threads === undefined ? {} : { threads: numbers.threads }),
   });
   // The server gets no logger: per-request lines belong to the gateway, which logs every request.
-  const app = buildRunnerServer({ engine, models, preload });
+  const app = buildRunnerServer({ engine, models, catalog, preload });
   await app.listen({ host: values.host, port: numbers.port });
-  const address = app.server.address() as { address: string; port: number };
+  const address = app.server.address() as AddressInfo;
   logger.info(
     { url: `http://${address.address}:${address.port}`, models: [...models.keys()], preloaded: preload },
     'runner listening',
   );
+  // Recorded for `switchyard ps`; see runnerStatePath for who keeps the file. A runner that
+  // cannot record itself still serves: only `ps` without --runner misses it.
+  const statePath = runnerStatePath();
+  const state = { url: runnerUrl(address), pid: process.pid, started_at: new Date().toISOString() };
+  await claimRunnerState(statePath, state).then(
+    (claim) => {
+      if (!claim.claimed) {
+        logger.warn(
+          { state_file: statePath, recorded: claim.holder },
+          `another runner (pid ${claim.holder.pid}) is recorded for \`switchyard ps\`; reach this one with \`switchyard ps --runner ${state.url}\``,
+        );
+      }
+    },
+    (error: unknown) =>
+      logger.warn({ err: error, state_file: statePath }, 'could not record the runner for `switchyard ps`'),
+  );
 
   return new Promise<number>((resolve) => {
     const stop = () => {
-      void app
-        .close()
+      void releaseRunnerState(statePath)
+        .catch(() => undefined)
+        .then(() => app.close())
         .then(() => engine.close())
         .then(
           () => resolve(0),

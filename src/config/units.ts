@@ -1,10 +1,14 @@
-/** Parsers for the human units config files use: durations ("30s") and sizes ("10mb"). */
+/** Parsers for the human units config files use: durations ("30s") and sizes ("10mb", "8GiB"). */
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-const sizeUnits: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+/**
+ * Sizes are binary whichever way they are written: "kb" has always meant 1024 bytes here, and
+ * RAM comes in powers of two, so "8gb" and "8GiB" are the same budget.
+ */
+const sizeUnits: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
 const durationPattern = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
-const sizePattern = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)$/i;
+const sizePattern = /^(\d+(?:\.\d+)?)\s*(b|([kmgt])i?b)$/i;
 
 /** "250ms", "30s", "5m", "1h", or a number of milliseconds. Returns undefined if unreadable. */
 export function parseDuration(value: string | number): number | undefined {
@@ -14,12 +18,27 @@ export function parseDuration(value: string | number): number | undefined {
   return Math.round(Number(match[1]) * durationUnits[match[2]!]!);
 }
 
-/** "512kb", "10mb", or a number of bytes. Returns undefined if unreadable. */
+/** "512kb", "10mb", "8GiB", "1.5tb", or a number of bytes. Returns undefined if unreadable. */
 export function parseSize(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
   const match = sizePattern.exec(value.trim());
   if (!match) return undefined;
-  return Math.round(Number(match[1]) * sizeUnits[match[2]!.toLowerCase()]!);
+  const bytes = Math.round(Number(match[1]) * sizeUnits[(match[3] ?? match[2]!).toLowerCase()]!);
+  return bytes > 0 ? bytes : undefined;
+}
+
+/**
+ * The local runner's memory budget: 'auto' (the runner picks a share of the machine's RAM), a
+ * size such as "8GiB" or "512mb", or a number of bytes, as a number or digits (how `serve` passes
+ * it on to `switchyard runner`). Returns undefined if unreadable.
+ *
+ * @example parseMemoryBudget('8GiB') // 8589934592; parseMemoryBudget('auto') // 'auto'
+ */
+export function parseMemoryBudget(value: string | number): number | 'auto' | undefined {
+  if (typeof value === 'number') return parseSize(value);
+  const trimmed = value.trim();
+  if (trimmed === 'auto') return 'auto';
+  return /^\d+$/.test(trimmed) ? parseSize(Number(trimmed)) : parseSize(trimmed);
 }
 
 /**

@@ -78,8 +78,9 @@ describe('switchyard serve', () => {
     expect(child.stderr).toContain('server.port: must be a number');
   });
 
-  it('with no config and no provider, serves the demo model through the supervised runner', async () => {
-    const server = await startCli([], { SWITCHYARD_DATA_DIR: directory });
+  it('with no config and no provider, serves the demo model through the supervised runner, which `ps` shows', async () => {
+    const env = { SWITCHYARD_DATA_DIR: directory };
+    const server = await startCli([], env);
     await expect
       .poll(async () => (await fetch(`${server.url}/readyz`)).status, { timeout: 15_000 })
       .toBe(200);
@@ -101,6 +102,28 @@ describe('switchyard serve', () => {
       'a demo model with random weights that answers with gibberish',
     );
 
+    // `switchyard ps` finds the supervised runner through the record it left in the data directory.
+    const ps = await runCli(['ps'], env);
+    expect(ps.code).toBe(0);
+    const [header, row, ...rest] = ps.stdout.split('\n');
+    expect(header).toMatch(/^NAME\s+SIZE\s+PROCESSOR\s+CONTEXT\s+SLOTS\s+WAITING\s+IDLE\s+UNTIL$/);
+    expect(row).toMatch(/^demo:small\s+[\d.]+ MB\s+100% CPU\s+\d+\s+0\/2\s+0\s+\d+s\s+4 minutes from now$/);
+    expect(rest).toEqual(['']);
+    const json = JSON.parse((await runCli(['ps', '--json'], env)).stdout);
+    expect(json).toEqual({
+      models: [
+        expect.objectContaining({
+          name: 'demo:small',
+          processor: '100% CPU',
+          parallel: 2,
+          slots_in_use: 0,
+          requests_waiting: 0,
+          keep_alive_seconds: 300,
+        }),
+      ],
+    });
+    expect(json.models[0].idle_seconds).toBeGreaterThanOrEqual(0);
+
     // A runner crash never takes the gateway down: 503 while it restarts, then answers again.
     const started = server.output.find((line) => line.includes('"runner started"'))!;
     process.kill(JSON.parse(started).child_pid, 'SIGKILL');
@@ -111,15 +134,23 @@ describe('switchyard serve', () => {
       expect(during.headers.get('retry-after')).toBe('1');
     }
     await expect.poll(async () => (await ask()).status, { timeout: 15_000 }).toBe(200);
+    // The restarted runner takes over the record its killed predecessor left behind.
+    await expect
+      .poll(async () => (await runCli(['ps'], env)).stdout, { timeout: 5_000 })
+      .toContain('demo:small');
     expect(await server.stop()).toBe(0);
+    // Stopped cleanly, the runner removed its record.
+    const stopped = await runCli(['ps'], env);
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toContain('no runner is running');
   });
 
-  it('passes runner settings through, keep_alive -1 and preload included, and serves the local model', async () => {
+  it('passes runner settings through, keep_alive -1, preload and max_memory included, and serves the local model', async () => {
     const env = { SWITCHYARD_DATA_DIR: join(directory, 'runner-settings') };
     expect((await runCli(['models', 'create-demo', '--name', 'local:tiny'], env)).code).toBe(0);
     const file = await configFile(
       'runner-settings.yaml',
-      `store:\n  path: ${join(directory, 'runner-settings.db')}\nrunner:\n  keep_alive: -1\n  preload: [local:tiny]\n  parallel: 1\nmodels:\n  - name: tiny\n    targets:\n      - kind: local\n        model: local:tiny\n`,
+      `store:\n  path: ${join(directory, 'runner-settings.db')}\nrunner:\n  keep_alive: -1\n  preload: [local:tiny]\n  parallel: 1\n  max_memory: 1GiB\nmodels:\n  - name: tiny\n    targets:\n      - kind: local\n        model: local:tiny\n`,
     );
     const server = await startCli(['--config', file], env);
     await expect
@@ -131,6 +162,10 @@ describe('switchyard serve', () => {
       body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3 }),
     });
     expect(answer.status).toBe(200);
+    // The runner logs to the gateway's stdout; its own /metrics shows the budget it was given.
+    const listening = JSON.parse(server.output.find((line) => line.includes('"runner listening"'))!);
+    const metrics = await (await fetch(`${listening.url}/metrics`)).text();
+    expect(metrics).toContain(`\nswitchyard_runner_memory_budget_bytes ${1024 ** 3}\n`);
     expect(await server.stop()).toBe(0);
   });
 
@@ -178,8 +213,29 @@ describe('switchyard serve', () => {
   });
 });
 
+describe('switchyard ps', () => {
+  it('with no runner running, says how to start one and exits 1', async () => {
+    const result = await runCli(['ps'], { SWITCHYARD_DATA_DIR: join(directory, 'no-runner') });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      'switchyard: no runner is running: start `switchyard serve` (or `switchyard runner`), or pass --runner URL\n',
+    );
+  });
+
+  it('exits 1 when nothing answers at --runner, and 2 when --runner is not a URL', async () => {
+    // Port 1 on loopback refuses connections.
+    const refused = await runCli(['ps', '--runner', 'http://127.0.0.1:1']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('switchyard: no runner answers at http://127.0.0.1:1 (ECONNREFUSED)');
+    const malformed = await runCli(['ps', '--runner', 'localhost:4100']);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain("--runner must be the runner's URL");
+  });
+});
+
 describe('switchyard runner', () => {
-  it('refuses a keep-alive it cannot read, and more preloads than it keeps loaded, exiting 2', async () => {
+  it('refuses a keep-alive or memory budget it cannot read, and more preloads than it keeps loaded, exiting 2', async () => {
     const keepAlive = await runCli(['runner', '--port', '0', '--keep-alive', 'soon']);
     expect(keepAlive.code).toBe(2);
     expect(keepAlive.stderr).toContain('--keep-alive must be a duration such as "5m"');
@@ -194,6 +250,11 @@ describe('switchyard runner', () => {
     ]);
     expect(preload.code).toBe(2);
     expect(preload.stderr).toContain('--preload names 2 models, more than --max-loaded-models 1');
+    const memory = await runCli(['runner', '--port', '0', '--max-memory', 'lots']);
+    expect(memory.code).toBe(2);
+    expect(memory.stderr).toContain(
+      '--max-memory must be "auto" or a size such as "8GiB" or "512mb", got "lots"',
+    );
   });
 
   it('answers a flag it does not know, or one missing its value, with the message alone and exit 2', async () => {

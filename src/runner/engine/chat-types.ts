@@ -68,6 +68,30 @@ export interface EngineChatResult {
   };
 }
 
+/** One input to embed: a text, or token ids of the model's own vocabulary. */
+export type EngineEmbeddingInput = string | readonly number[];
+
+export interface EngineEmbedRequest {
+  /** The name the model is served under, and its settings (the first request's settings load it). */
+  readonly model: string;
+  readonly settings: EngineModelSettings;
+  /** Embedded one at a time, in order; each must fit in the model's context. */
+  readonly inputs: readonly EngineEmbeddingInput[];
+  /** The vector length the caller asked for; a model makes vectors of its own size only. */
+  readonly dimensions?: number | undefined;
+  /** Overrides the model's `keepAliveMs` for the idle period after this request. */
+  readonly keepAliveMs?: number | undefined;
+  /** Aborting frees the queue place at once, or stops before the next input; `embed` rejects with the reason. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface EngineEmbedResult {
+  /** One unit-length (L2-normalised) vector per input, in input order. */
+  readonly embeddings: readonly Float32Array[];
+  /** Tokens evaluated over all inputs, the model's start and end tokens included. */
+  readonly promptTokens: number;
+}
+
 export interface EngineModelStats {
   readonly name: string;
   readonly loaded: boolean;
@@ -78,8 +102,42 @@ export interface EngineModelStats {
   readonly loadSeconds: number | null;
   /** RAM (and VRAM) estimated by node-llama-cpp from the GGUF for the weights plus the context. */
   readonly memoryBytes: { readonly ram: number; readonly vram: number } | null;
+  /**
+   * RAM the model counts against the runner's memory budget: weights plus context, estimated
+   * from the GGUF header before its first load and kept. Null until then.
+   */
+  readonly estimatedBytes: number | null;
   /** How long the model stays loaded once idle, after its last request; `Infinity` for forever. */
   readonly keepAliveMs: number;
   /** Times the model was unloaded, because its keep-alive expired or to make room for another. */
   readonly unloads: number;
+  /**
+   * Milliseconds since the model's last request (or preload) ended; null while one is running
+   * or waiting, since the model is then not idle.
+   */
+  readonly idleMs: number | null;
+  /**
+   * Milliseconds until the keep-alive unloads the model; null when it is not loaded, while a
+   * request is running or waiting (the countdown starts when the last one ends), or when it is
+   * kept forever. A model may also be unloaded sooner, to make room for another.
+   */
+  readonly unloadInMs: number | null;
+  /** Where the loaded model runs; null when it is not loaded. */
+  readonly processor: EngineProcessor | null;
+}
+
+/**
+ * The hardware a loaded model runs on: llama.cpp offloads whole layers to the GPU, so the share
+ * of layers offloaded says how much of each token's work the GPU does.
+ *
+ * @example { gpu: 'cuda', gpuLayers: 33, layers: 33 } // all on the GPU
+ * @example { gpu: null, gpuLayers: 0, layers: 22 } // all on the CPU
+ */
+export interface EngineProcessor {
+  /** The GPU backend llama.cpp runs with; null on the CPU alone. */
+  readonly gpu: 'cuda' | 'vulkan' | 'metal' | null;
+  /** Layers offloaded to the GPU; the rest run on the CPU. */
+  readonly gpuLayers: number;
+  /** The model's layers in all. */
+  readonly layers: number;
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDemoModel } from '../gguf/index.js';
 import type { EngineModelStats } from './chat-types.js';
-import { EngineRequestError, LlamaEngine, ModelBudgetError } from './llama-engine.js';
+import { EngineRequestError, LlamaEngine, ModelBudgetError, ModelTooLargeError } from './llama-engine.js';
 
 let directory: string;
 let path: string;
@@ -38,6 +38,8 @@ describe('LlamaEngine', () => {
     });
     expect(stats('capped').loadSeconds).toBeGreaterThan(0);
     expect(stats('capped').memoryBytes!.ram).toBeGreaterThan(1_000_000);
+    // Estimated before loading from the GGUF header, for the same weights and context.
+    expect(stats('capped').estimatedBytes).toBeGreaterThan(1_000_000);
   });
 
   it('streams text through onToken that adds up to the answer, and times the first token', async () => {
@@ -237,6 +239,7 @@ describe('LlamaEngine model lifecycle', () => {
       expect(error).toBeInstanceOf(ModelBudgetError);
       expect(error).toMatchObject({
         code: 'model_overloaded',
+        budget: 'max_loaded_models',
         message: /at most 1 loaded \(max_loaded_models\), and first is serving requests/,
       });
       expect(stats('first')).toMatchObject({ loaded: true, running: 1 });
@@ -246,5 +249,199 @@ describe('LlamaEngine model lifecycle', () => {
       await lifecycle.chat({ model: 'second', settings: { path: otherPath }, messages: hello, maxTokens: 1 });
       expect(stats('second').loaded).toBe(true);
     });
+  });
+
+  it('reports idle time and the time left before the keep-alive unloads, by its clock, and neither while busy', async () => {
+    let clock = 1_000_000;
+    await withEngine({ now: () => clock }, async (lifecycle, stats) => {
+      const settings = { path, keepAliveMs: 60_000 };
+      let whileBusy: EngineModelStats | undefined;
+      await lifecycle.chat({
+        model: 'timed',
+        settings,
+        messages: hello,
+        maxTokens: 1,
+        onStart: () => {
+          whileBusy = stats('timed');
+        },
+      });
+      expect(whileBusy).toMatchObject({ running: 1, idleMs: null, unloadInMs: null });
+      expect(stats('timed')).toMatchObject({ idleMs: 0, unloadInMs: 60_000 });
+      clock += 12_000;
+      expect(stats('timed')).toMatchObject({ idleMs: 12_000, unloadInMs: 48_000 });
+
+      // Kept forever: still idle for a while, but no unload is coming.
+      await lifecycle.chat({
+        model: 'timed',
+        settings,
+        messages: hello,
+        maxTokens: 1,
+        keepAliveMs: Number.POSITIVE_INFINITY,
+      });
+      clock += 5_000;
+      expect(stats('timed')).toMatchObject({ idleMs: 5_000, unloadInMs: null });
+    });
+  });
+
+  it('says a loaded model runs on the CPU, every layer of it, and says nothing of one not loaded', async () => {
+    await withEngine({}, async (lifecycle, stats) => {
+      await lifecycle.load('placed', { path });
+      // The tiny demo model has three layers; without `gpu: 'auto'` none is offloaded.
+      expect(stats('placed').processor).toEqual({ gpu: null, gpuLayers: 0, layers: 3 });
+      await lifecycle.chat({
+        model: 'gone',
+        settings: { path },
+        messages: hello,
+        maxTokens: 1,
+        keepAliveMs: 0,
+      });
+      expect(stats('gone')).toMatchObject({ loaded: false, processor: null, unloadInMs: null });
+    });
+  });
+});
+
+describe('LlamaEngine memory budget', () => {
+  const hello = [{ role: 'user' as const, content: 'Hello' }];
+  /**
+   * The tiny model's whole training context with one sequence, and with two. The context is long
+   * so a request holding the model busy generates for a while: it stops only at the context's end.
+   */
+  const small = { contextSize: 2048 };
+  const large = { contextSize: 2048, parallel: 2 };
+  let otherPath: string;
+  let smallBytes: number;
+  let largeBytes: number;
+
+  beforeAll(async () => {
+    otherPath = join(directory, 'budget-other.gguf');
+    await createDemoModel({ size: 'tiny', seed: 3, path: otherPath });
+    // The estimates themselves, so the budgets below sit between them whatever llama.cpp's figures.
+    const probe = new LlamaEngine({ threads: 1 });
+    try {
+      await probe.load('small', { path, ...small });
+      await probe.load('large', { path, ...large });
+      const estimate = (name: string) => probe.stats().find((model) => model.name === name)!.estimatedBytes!;
+      smallBytes = estimate('small');
+      largeBytes = estimate('large');
+    } finally {
+      await probe.close();
+    }
+    expect(largeBytes).toBeGreaterThan(smallBytes);
+  });
+
+  async function withBudget(
+    maxMemoryBytes: number,
+    test: (engine: LlamaEngine, stats: (name: string) => EngineModelStats) => Promise<void>,
+  ): Promise<void> {
+    const budgeted = new LlamaEngine({ threads: 1, maxMemoryBytes });
+    try {
+      await test(budgeted, (name) => budgeted.stats().find((model) => model.name === name)!);
+    } finally {
+      await budgeted.close();
+    }
+  }
+
+  /**
+   * Starts a long generation and resolves once it holds a sequence of its loaded model, with the
+   * generation's own settling (wrapped: an async function would wait for a promise it returns).
+   */
+  async function occupy(
+    engine: LlamaEngine,
+    model: string,
+    signal: AbortSignal,
+  ): Promise<{ holding: Promise<unknown> }> {
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const holding = engine
+      .chat({
+        model,
+        settings: { path, ...small },
+        messages: count,
+        temperature: 0,
+        signal,
+        onStart: started,
+      })
+      .catch((error: unknown) => error);
+    await running;
+    return { holding };
+  }
+
+  it('unloads idle models least recently used first until a new model fits the memory budget', async () => {
+    await withBudget(Math.floor(smallBytes * 2.5), async (budgeted, stats) => {
+      await budgeted.chat({ model: 'first', settings: { path, ...small }, messages: hello, maxTokens: 1 });
+      await budgeted.chat({
+        model: 'second',
+        settings: { path: otherPath, ...small },
+        messages: hello,
+        maxTokens: 1,
+      });
+      // Used again, the first model is now the more recently used of the two.
+      await budgeted.chat({ model: 'first', settings: { path, ...small }, messages: hello, maxTokens: 1 });
+      await budgeted.chat({ model: 'third', settings: { path, ...small }, messages: hello, maxTokens: 1 });
+      expect(stats('second')).toMatchObject({ loaded: false, unloads: 1, estimatedBytes: smallBytes });
+      expect(stats('first')).toMatchObject({ loaded: true, unloads: 0 });
+      expect(stats('third')).toMatchObject({ loaded: true, unloads: 0 });
+    });
+  });
+
+  it('never unloads a busy model to make room: the new one is refused, naming its need, the budget and what is held', async () => {
+    await withBudget(Math.floor(smallBytes * 1.5), async (budgeted, stats) => {
+      const holder = new AbortController();
+      const { holding } = await occupy(budgeted, 'first', holder.signal);
+      const error = await budgeted
+        .chat({ model: 'second', settings: { path: otherPath, ...small }, messages: hello, maxTokens: 1 })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ModelBudgetError);
+      expect(error).toMatchObject({
+        code: 'model_overloaded',
+        budget: 'max_memory',
+        busy: ['first'],
+        retryAfterSeconds: 1,
+        message: expect.stringMatching(
+          /^Model second needs about [\d.]+ MiB of memory \(weights [\d.]+ MiB \+ context [\d.]+ MiB\); the runner's memory budget is [\d.]+ MiB \(runner\.max_memory\), and [\d.]+ MiB of it is held by first, busy serving requests\. Retry shortly, or raise runner\.max_memory\.$/,
+        ),
+      });
+      expect(stats('first')).toMatchObject({ loaded: true, running: 1 });
+      expect(stats('second').loaded).toBe(false);
+      holder.abort(new Error('done'));
+      await holding;
+      // Once the first model is idle it makes room.
+      await budgeted.chat({
+        model: 'second',
+        settings: { path: otherPath, ...small },
+        messages: hello,
+        maxTokens: 1,
+      });
+      expect(stats('second').loaded).toBe(true);
+      expect(stats('first')).toMatchObject({ loaded: false, unloads: 1 });
+    });
+  });
+
+  it('refuses a model bigger than the whole memory budget, saying how to fix it and unloading nothing', async () => {
+    await withBudget(Math.floor((smallBytes + largeBytes) / 2), async (budgeted, stats) => {
+      await budgeted.chat({ model: 'fits', settings: { path, ...small }, messages: hello, maxTokens: 1 });
+      const error = await budgeted
+        .chat({ model: 'wide', settings: { path: otherPath, ...large }, messages: hello, maxTokens: 1 })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ModelTooLargeError);
+      expect(error).toMatchObject({
+        code: 'model_too_large',
+        message: expect.stringMatching(
+          /^Model wide needs about [\d.]+ MiB of memory \(weights [\d.]+ MiB \+ context [\d.]+ MiB for 2048 tokens × 2 parallel sequences\), more than the runner's whole memory budget of [\d.]+ MiB \(runner\.max_memory\), so it cannot load even with no other model loaded\. Lower runner\.context_size or runner\.parallel, or raise runner\.max_memory\.$/,
+        ),
+      });
+      expect(error).not.toHaveProperty('retryAfterSeconds');
+      expect(stats('fits')).toMatchObject({ loaded: true, unloads: 0 });
+      expect(stats('wide')).toMatchObject({ loaded: false, estimatedBytes: largeBytes });
+    });
+  });
+
+  it('refuses a budget that is not a positive whole number of bytes', () => {
+    expect(() => new LlamaEngine({ maxMemoryBytes: 0 })).toThrow(
+      /maxMemoryBytes must be a positive whole number/,
+    );
+    expect(() => new LlamaEngine({ maxMemoryBytes: 1.5 })).toThrow(RangeError);
   });
 });

@@ -6,20 +6,26 @@ import {
   LlamaChat,
   type LlamaContext,
   type LlamaContextSequence,
+  type LlamaEmbeddingContext,
   type LlamaGrammar,
   LlamaLogLevel,
   type LlamaModel,
   resolveChatWrapper,
+  type Token,
 } from 'node-llama-cpp';
 import type {
   EngineChatRequest,
   EngineChatResult,
+  EngineEmbedRequest,
+  EngineEmbedResult,
   EngineMessage,
   EngineModelSettings,
   EngineModelStats,
+  EngineProcessor,
   EngineResponseFormat,
   FinishReason,
 } from './chat-types.js';
+import { autoMemoryBudget, estimateMemory, formatBytes, type MemoryEstimate } from './memory-budget.js';
 import { SlotQueue } from './slot-queue.js';
 import { defaultThreadCount } from './threads.js';
 
@@ -38,6 +44,14 @@ export interface LlamaEngineOptions {
    * memory. Default 3.
    */
   readonly maxLoadedModels?: number;
+  /**
+   * RAM the loaded models may take together, in bytes, by the estimate made from each model's
+   * GGUF header before loading it (`estimateMemory`). Loading one more first unloads the least
+   * recently used idle models until it fits; with too few idle the request fails with
+   * `ModelBudgetError`, and a model bigger than the whole budget with `ModelTooLargeError`.
+   * Default 'auto': `autoMemoryBudget()`, three quarters of the machine's RAM.
+   */
+  readonly maxMemoryBytes?: number | 'auto';
 }
 
 /** Raised for a request the engine cannot serve as asked (a schema llama.cpp grammars cannot express). */
@@ -52,7 +66,11 @@ export class EngineRequestError extends Error {
   }
 }
 
-/** Thrown when loading a model would exceed `maxLoadedModels` and every loaded model is in use. */
+/**
+ * Thrown when loading a model would exceed a budget, `maxLoadedModels` or `maxMemoryBytes`, and
+ * the loaded models that would have to be unloaded are serving requests. It passes: a busy model
+ * becomes idle, and so unloadable, when its requests end.
+ */
 export class ModelBudgetError extends Error {
   override readonly name = 'ModelBudgetError';
   readonly code = 'model_overloaded';
@@ -60,11 +78,30 @@ export class ModelBudgetError extends Error {
   readonly retryAfterSeconds = 1;
   constructor(
     readonly model: string,
-    readonly maxLoadedModels: number,
+    /** The config key of the budget in the way. */
+    readonly budget: 'max_loaded_models' | 'max_memory',
     readonly busy: readonly string[],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Thrown for a model whose estimated memory exceeds the whole budget: it could not load even
+ * with every other model unloaded, so retrying cannot help; a smaller context, fewer parallel
+ * sequences or a bigger budget can.
+ */
+export class ModelTooLargeError extends Error {
+  override readonly name = 'ModelTooLargeError';
+  readonly code = 'model_too_large';
+  constructor(
+    readonly model: string,
+    readonly need: MemoryEstimate,
+    readonly maxMemoryBytes: number,
   ) {
     super(
-      `Model ${model} cannot be loaded: the runner keeps at most ${maxLoadedModels} loaded (max_loaded_models), and ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} serving requests. Retry shortly, or raise runner.max_loaded_models.`,
+      `Model ${model} needs about ${formatBytes(need.weights + need.context)} of memory (weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)} for ${need.contextSize} tokens × ${need.sequences} parallel ${need.sequences === 1 ? 'sequence' : 'sequences'}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot load even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`,
     );
   }
 }
@@ -94,6 +131,11 @@ interface LoadedModel {
    * requests on 8 slots). The slot queue keeps at most `parallel` in use.
    */
   readonly idleSequences: LlamaContextSequence[];
+  /**
+   * Made by the first embedding request and kept until the model unloads: llama.cpp computes
+   * embeddings only in a context created for them, so the chat context cannot serve them.
+   */
+  embeddingContext?: Promise<LlamaEmbeddingContext>;
   readonly loadSeconds: number;
   readonly memoryBytes: { readonly ram: number; readonly vram: number };
 }
@@ -102,8 +144,17 @@ interface ModelEntry {
   readonly settings: EngineModelSettings;
   readonly parallel: number;
   readonly queue: SlotQueue;
+  /** Embedding requests: one at a time (the embedding context has one sequence), the rest queued. */
+  readonly embeddingQueue: SlotQueue;
   loading: Promise<LoadedModel> | undefined;
   loaded: LoadedModel | undefined;
+  /**
+   * The model's memory need, estimated before its first load and kept: the file and its settings
+   * never change under one name, and the estimate takes tens of milliseconds.
+   */
+  estimate: Promise<MemoryEstimate> | undefined;
+  /** The estimate once known, for the budget's arithmetic, which must not wait. */
+  estimated: MemoryEstimate | undefined;
   /** Disposal of the previous load, awaited before loading again so two copies never coexist. */
   unloading: Promise<void> | undefined;
   /** Requests (and preloads) in progress, queued ones included; the model is idle at 0. */
@@ -119,9 +170,10 @@ interface ModelEntry {
 /**
  * Runs GGUF models in-process with node-llama-cpp (llama.cpp). A model loads on its first
  * request and stays loaded until it has been idle for its keep-alive, or until room is needed
- * for another model beyond `maxLoadedModels` (least recently used idle model first); each request gets its own context sequence, so up to `parallel`
- * requests are decoded together in one batch, and the sequence is freed the moment the request
- * ends, fails or is aborted. More requests wait in a bounded queue (see `SlotQueue`).
+ * for another model under `maxLoadedModels` and `maxMemoryBytes` (least recently used idle model
+ * first, by memory estimated from the GGUF before loading). Each request gets its own context
+ * sequence, so up to `parallel` requests are decoded together in one batch, and the sequence is
+ * freed the moment the request ends, fails or is aborted. More requests wait in a bounded queue (see `SlotQueue`).
  *
  * @example
  * const engine = new LlamaEngine({ threads: 1 });
@@ -136,6 +188,8 @@ export class LlamaEngine {
   readonly #logLevel: LlamaLogLevel;
   readonly #now: () => number;
   readonly #maxLoadedModels: number;
+  /** RAM budget in bytes for every loaded model together, by their estimates. */
+  readonly maxMemoryBytes: number;
   readonly #models = new Map<string, ModelEntry>();
   readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
   #llama: Promise<Llama> | undefined;
@@ -155,6 +209,11 @@ export class LlamaEngine {
       throw new RangeError(`maxLoadedModels must be a positive integer, not ${maxLoadedModels}`);
     }
     this.#maxLoadedModels = maxLoadedModels;
+    const maxMemoryBytes = options.maxMemoryBytes ?? 'auto';
+    this.maxMemoryBytes = maxMemoryBytes === 'auto' ? autoMemoryBudget() : maxMemoryBytes;
+    if (!Number.isInteger(this.maxMemoryBytes) || this.maxMemoryBytes < 1) {
+      throw new RangeError(`maxMemoryBytes must be a positive whole number of bytes, not ${maxMemoryBytes}`);
+    }
   }
 
   /**
@@ -196,6 +255,65 @@ export class LlamaEngine {
     }
   }
 
+  /**
+   * Embeds each input with the model's embedding context. A model embeds for one request at a
+   * time: its embedding context has a single sequence, and node-llama-cpp would queue further
+   * callers behind a lock with no bound. Others wait in a queue as long as the chat one
+   * (`maxQueue`); beyond it they are refused with `ModelOverloadedError`.
+   *
+   * @example
+   * const { embeddings, promptTokens } = await engine.embed({
+   *   model: 'demo', settings: { path: '/models/demo.gguf' }, inputs: ['first text', [15043, 3186]],
+   * });
+   */
+  async embed(request: EngineEmbedRequest): Promise<EngineEmbedResult> {
+    const entry = this.#entry(request.model, request.settings);
+    this.#hold(entry);
+    try {
+      const { signal } = request;
+      const release = await entry.embeddingQueue.acquire(signal);
+      try {
+        const loaded = await this.#ensureLoaded(request.model, entry);
+        signal?.throwIfAborted();
+        const size = loaded.model.embeddingVectorSize;
+        if (request.dimensions !== undefined && request.dimensions !== size) {
+          throw new EngineRequestError(
+            `dimensions must be ${size}, the size of this model's embeddings, or be left out: a local model cannot shorten its vectors.`,
+            'dimensions',
+          );
+        }
+        const context = await this.#embeddingContext(request.model, loaded);
+        return await embedInputs(loaded, context, request);
+      } finally {
+        release();
+      }
+    } finally {
+      this.#letGo(entry, request.keepAliveMs);
+    }
+  }
+
+  #embeddingContext(name: string, loaded: LoadedModel): Promise<LlamaEmbeddingContext> {
+    const { model, context } = loaded;
+    if (model.fileInsights.hasEncoder && model.fileInsights.hasDecoder) {
+      throw new EngineRequestError(
+        `Model ${name} is an encoder-decoder model, for which llama.cpp computes no embeddings.`,
+        'model',
+      );
+    }
+    loaded.embeddingContext ??= model
+      .createEmbeddingContext({
+        contextSize: context.contextSize,
+        batchSize: needsWholeInputBatch(model) ? context.contextSize : undefined,
+        threads: this.threads,
+      })
+      .catch((error: unknown) => {
+        // Retried by the next request rather than cached forever, as a failed load is.
+        loaded.embeddingContext = undefined;
+        throw error;
+      });
+    return loaded.embeddingContext;
+  }
+
   stats(): EngineModelStats[] {
     return [...this.#models].map(([name, entry]) => ({
       name,
@@ -206,9 +324,20 @@ export class LlamaEngine {
       contextSize: entry.loaded?.context.contextSize ?? null,
       loadSeconds: entry.loaded?.loadSeconds ?? null,
       memoryBytes: entry.loaded?.memoryBytes ?? null,
+      estimatedBytes:
+        entry.estimated === undefined ? null : entry.estimated.weights + entry.estimated.context,
       keepAliveMs: entry.keepAliveMs,
       unloads: entry.unloads,
+      idleMs: entry.active > 0 ? null : this.#now() - entry.lastUsed,
+      unloadInMs: this.#unloadInMs(entry),
+      processor: entry.loaded === undefined ? null : processorOf(entry.loaded.model),
     }));
+  }
+
+  /** What the idle timer set by `#letGo` has left, by the same clock and keep-alive. */
+  #unloadInMs(entry: ModelEntry): number | null {
+    if (entry.loaded === undefined || entry.active > 0 || entry.keepAliveMs > longestTimerMs) return null;
+    return Math.max(0, entry.lastUsed + entry.keepAliveMs - this.#now());
   }
 
   /** Frees every model and the llama.cpp backend. Requests still running fail. */
@@ -220,6 +349,7 @@ export class LlamaEngine {
       clearTimeout(entry.idleTimer);
       await entry.unloading;
       const loaded = await entry.loading?.catch(() => undefined);
+      await disposeEmbeddingContext(loaded);
       await loaded?.context.dispose();
       await loaded?.model.dispose();
     }
@@ -243,8 +373,15 @@ export class LlamaEngine {
       settings,
       parallel,
       queue: new SlotQueue({ model: name, slots: parallel, maxQueue: settings.maxQueue ?? defaultMaxQueue }),
+      embeddingQueue: new SlotQueue({
+        model: name,
+        slots: 1,
+        maxQueue: settings.maxQueue ?? defaultMaxQueue,
+      }),
       loading: undefined,
       loaded: undefined,
+      estimate: undefined,
+      estimated: undefined,
       unloading: undefined,
       active: 0,
       lastUsed: this.#now(),
@@ -311,6 +448,7 @@ export class LlamaEngine {
     const unloading = (async () => {
       await previous;
       const loaded = await loading.catch(() => undefined);
+      await disposeEmbeddingContext(loaded);
       await loaded?.context.dispose();
       await loaded?.model.dispose();
     })()
@@ -324,28 +462,76 @@ export class LlamaEngine {
   }
 
   /**
-   * Makes room under `maxLoadedModels` for one more model by unloading the least recently used
-   * idle ones; throws `ModelBudgetError` when every loaded model is in use. Resolves once no
+   * Makes room for one more model under both budgets, `maxLoadedModels` and `maxMemoryBytes`, by
+   * unloading the least recently used idle models until it fits. Unloads nothing unless that makes
+   * it fit: throws `ModelTooLargeError` for a model bigger than the whole memory budget, and
+   * `ModelBudgetError` when models serving requests hold the room it needs. Resolves once no
    * disposal is in progress, so freed memory is really free before the next load.
    */
-  #makeRoom(name: string): Promise<unknown> {
-    const loaded = [...this.#models].filter(([, entry]) => entry.loading !== undefined);
-    const excess = loaded.length + 1 - this.#maxLoadedModels;
-    if (excess > 0) {
-      const idle = loaded
-        .filter(([, entry]) => entry.active === 0)
-        .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
-      if (idle.length < excess) {
-        const busy = loaded.filter(([, entry]) => entry.active > 0).map(([busyName]) => busyName);
-        throw new ModelBudgetError(name, this.#maxLoadedModels, busy);
-      }
-      for (const [, entry] of idle.slice(0, excess)) void this.#unload(entry);
+  #makeRoom(name: string, entry: ModelEntry, need: MemoryEstimate): Promise<unknown> {
+    const needBytes = need.weights + need.context;
+    if (needBytes > this.maxMemoryBytes) throw new ModelTooLargeError(name, need, this.maxMemoryBytes);
+    // A load in flight counts as loaded. One whose estimate is still pending counts as no memory,
+    // which is safe: it checks against this one once its own estimate is known.
+    const others = [...this.#models].filter(([, other]) => other !== entry && other.loading !== undefined);
+    let count = others.length + 1;
+    let held = others.reduce((sum, [, other]) => sum + estimatedBytes(other), 0);
+    const fits = () => count <= this.#maxLoadedModels && held + needBytes <= this.maxMemoryBytes;
+    const idle = others
+      .filter(([, other]) => other.active === 0)
+      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
+    const evicted: ModelEntry[] = [];
+    for (const [, candidate] of idle) {
+      if (fits()) break;
+      evicted.push(candidate);
+      count--;
+      held -= estimatedBytes(candidate);
     }
-    return Promise.all([...this.#models.values()].map((entry) => entry.unloading));
+    if (!fits()) {
+      const busy = others.filter(([, other]) => other.active > 0).map(([busyName]) => busyName);
+      throw count > this.#maxLoadedModels
+        ? new ModelBudgetError(
+            name,
+            'max_loaded_models',
+            busy,
+            `Model ${name} cannot be loaded: the runner keeps at most ${this.#maxLoadedModels} loaded (max_loaded_models), and ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} serving requests. Retry shortly, or raise runner.max_loaded_models.`,
+          )
+        : new ModelBudgetError(
+            name,
+            'max_memory',
+            busy,
+            `Model ${name} needs about ${formatBytes(needBytes)} of memory (weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)}); the runner's memory budget is ${formatBytes(this.maxMemoryBytes)} (runner.max_memory), and ${formatBytes(held)} of it is held by ${busy.join(', ')}, busy serving requests. Retry shortly, or raise runner.max_memory.`,
+          );
+    }
+    for (const candidate of evicted) void this.#unload(candidate);
+    return Promise.all([...this.#models.values()].map((other) => other.unloading));
+  }
+
+  /** The model's memory need, estimated once per entry; a failed estimate is tried again next time. */
+  #estimate(entry: ModelEntry): Promise<MemoryEstimate> {
+    entry.estimate ??= this.#backend()
+      .then((llama) =>
+        estimateMemory(llama, entry.settings.path, {
+          contextSize: entry.settings.contextSize ?? defaultContextSize,
+          sequences: entry.parallel,
+        }),
+      )
+      .then(
+        (estimate) => {
+          entry.estimated = estimate;
+          return estimate;
+        },
+        (error: unknown) => {
+          entry.estimate = undefined;
+          throw error;
+        },
+      );
+    return entry.estimate;
   }
 
   #ensureLoaded(name: string, entry: ModelEntry): Promise<LoadedModel> {
-    entry.loading ??= this.#makeRoom(name)
+    entry.loading ??= this.#estimate(entry)
+      .then((need) => this.#makeRoom(name, entry, need))
       .then(() => this.#loadModel(entry))
       .then(
         (loaded) => {
@@ -355,6 +541,7 @@ export class LlamaEngine {
         (error: unknown) => {
           // A failed load is retried by the next request rather than cached forever.
           entry.loading = undefined;
+          if (error instanceof ModelBudgetError || error instanceof ModelTooLargeError) throw error;
           throw new Error(`Model ${name} failed to load from ${entry.settings.path}`, { cause: error });
         },
       );
@@ -490,6 +677,15 @@ export class LlamaEngine {
   }
 }
 
+/** What a model holds of the memory budget once loaded: its estimate, 0 while that is unknown. */
+function estimatedBytes(entry: ModelEntry): number {
+  return entry.estimated === undefined ? 0 : entry.estimated.weights + entry.estimated.context;
+}
+
+function processorOf(model: LlamaModel): EngineProcessor {
+  return { gpu: model.llama.gpu || null, gpuLayers: model.gpuLayers, layers: model.fileInsights.totalLayers };
+}
+
 /** OpenAI roles onto node-llama-cpp's history; the trailing empty model turn asks for the answer. */
 function toChatHistory(messages: readonly EngineMessage[]): ChatHistoryItem[] {
   const history: ChatHistoryItem[] = messages.map((message) =>
@@ -499,4 +695,87 @@ function toChatHistory(messages: readonly EngineMessage[]): ChatHistoryItem[] {
   );
   history.push({ type: 'model', response: [] });
   return history;
+}
+
+/**
+ * Whether llama.cpp must see each input in one batch: it attends and pools batch by batch, so a
+ * model that attends in both directions (BERT and most dedicated embedding models) or pools over
+ * every token (mean, CLS) would get a wrong vector from a split input. Other models, chat models
+ * among them, are embedded by their last token's state and keep the default batch (512 tokens):
+ * a context-sized batch would multiply their compute buffer, by gigabytes for a 7B model.
+ */
+function needsWholeInputBatch(model: LlamaModel): boolean {
+  const { pooling_type: pooling, attention } = model.fileInfo.architectureMetadata;
+  // GGUF pooling types: -1 unspecified, 0 none, 3 last token; 1 mean, 2 CLS and 4 rank pool.
+  const pools = pooling !== undefined && pooling !== -1 && pooling !== 0 && pooling !== 3;
+  return pools || attention?.causal === false;
+}
+
+/** Before the model: node-llama-cpp frees a model only once every context made from it is disposed. */
+async function disposeEmbeddingContext(loaded: LoadedModel | undefined): Promise<void> {
+  const context = await loaded?.embeddingContext?.catch(() => undefined);
+  await context?.dispose();
+}
+
+/**
+ * Tokenises and checks every input before evaluating any, so a bad input late in a long list
+ * fails the request at once instead of after the work on those before it.
+ */
+async function embedInputs(
+  loaded: LoadedModel,
+  context: LlamaEmbeddingContext,
+  request: EngineEmbedRequest,
+): Promise<EngineEmbedResult> {
+  const { model } = loaded;
+  // node-llama-cpp refuses an input of the whole context: one token is kept for its evaluation.
+  const limit = loaded.context.contextSize - 1;
+  const vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length;
+  const { inputs, signal } = request;
+  let promptTokens = 0;
+  const tokenised = inputs.map((input, index) => {
+    const name = inputs.length === 1 ? 'input' : `input[${index}]`;
+    if (typeof input !== 'string' && vocabularySize !== undefined) {
+      // An id past the vocabulary would fail llama.cpp's decode as a server error, not the caller's.
+      const outside = input.find((token) => token >= vocabularySize);
+      if (outside !== undefined) {
+        throw new EngineRequestError(
+          `${name} holds token id ${outside}, outside this model's vocabulary of ${vocabularySize} tokens (ids 0 to ${vocabularySize - 1}).`,
+          'input',
+        );
+      }
+    }
+    const tokens = (typeof input === 'string' ? model.tokenize(input) : input) as Token[];
+    // Counted as evaluated: the model's start and end tokens are added where it uses them.
+    const length = context.calculateInputLength(tokens);
+    if (length > limit) {
+      throw new EngineRequestError(
+        `${name} is ${length} tokens long, more than the ${limit} this model embeds at once (its context is ${loaded.context.contextSize} tokens). Shorten it or split it into several inputs.`,
+        'input',
+      );
+    }
+    if (length === 0) throw new EngineRequestError(`${name} has no tokens to embed.`, 'input');
+    promptTokens += length;
+    return tokens;
+  });
+  const embeddings: Float32Array[] = [];
+  for (const tokens of tokenised) {
+    signal?.throwIfAborted();
+    const { vector } = await context.getEmbeddingFor(tokens);
+    embeddings.push(unitLength(vector));
+  }
+  return { embeddings, promptTokens };
+}
+
+/**
+ * Scaled to length 1, as OpenAI's embeddings are (so a dot product is the cosine similarity), and
+ * as llama-server and Ollama return them. Float32: the precision llama.cpp computes in, at half
+ * the memory of the doubles node-llama-cpp hands back.
+ */
+function unitLength(vector: readonly number[]): Float32Array {
+  let squares = 0;
+  for (const value of vector) squares += value * value;
+  const scale = squares > 0 ? 1 / Math.sqrt(squares) : 1;
+  const result = new Float32Array(vector.length);
+  for (let index = 0; index < vector.length; index++) result[index] = vector[index]! * scale;
+  return result;
 }

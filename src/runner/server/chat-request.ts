@@ -1,7 +1,7 @@
-import { parseKeepAlive } from '../../config/units.js';
 import { GatewayError } from '../../errors/index.js';
-import { isJsonObject, requestRules, requiredFieldHints } from '../../spec/openai.js';
+import { isJsonObject } from '../../spec/openai.js';
 import type { EngineMessage, EngineResponseFormat } from '../engine/index.js';
+import { checkFieldRules, invalid, parseKeepAliveField } from './request-fields.js';
 
 /** A chat-completions body checked once at the edge; the route and engine trust it. */
 export interface ChatRequest {
@@ -20,29 +20,13 @@ export interface ChatRequest {
   readonly keepAliveMs: number | undefined;
 }
 
-const invalid = (param: string, problem: string) =>
-  new GatewayError('invalid_field', `${param} ${problem}.`, { param });
-
 /**
  * Checks a body against the shared OpenAI field rules, then against what a local model can do:
  * text content only, one choice, and response formats llama.cpp grammars can enforce.
  */
 export function parseChatRequest(body: unknown): ChatRequest {
   if (!isJsonObject(body)) throw new GatewayError('invalid_body');
-  for (const rule of requestRules['chat/completions']) {
-    const value = body[rule.field];
-    if (value === undefined) {
-      if (rule.required) {
-        const hint = requiredFieldHints[rule.field];
-        throw new GatewayError('missing_field', `${rule.field} is required${hint ? `: ${hint}` : ''}.`, {
-          param: rule.field,
-        });
-      }
-      continue;
-    }
-    const problem = rule.check(value);
-    if (problem !== undefined) throw invalid(rule.field, problem);
-  }
+  checkFieldRules(body, 'chat/completions');
   if (body.n !== undefined && body.n !== null && body.n !== 1) {
     throw invalid('n', 'must be 1: the local runner generates one choice per request');
   }
@@ -50,17 +34,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (topK !== undefined && topK !== null && !(Number.isInteger(topK) && (topK as number) >= 0)) {
     throw invalid('top_k', 'must be an integer of at least 0');
   }
-  let keepAliveMs: number | undefined;
-  if (body.keep_alive !== undefined && body.keep_alive !== null) {
-    const value = body.keep_alive;
-    keepAliveMs = typeof value === 'string' || typeof value === 'number' ? parseKeepAlive(value) : undefined;
-    if (keepAliveMs === undefined) {
-      throw invalid(
-        'keep_alive',
-        'must be a duration such as "5m" or "30s", a number of seconds, 0 to unload after the request, or -1 to keep the model loaded',
-      );
-    }
-  }
+  const keepAliveMs = parseKeepAliveField(body.keep_alive);
   const streamOptions = body.stream_options as { include_usage?: unknown } | null | undefined;
   return {
     model: body.model as string,

@@ -26,11 +26,24 @@ export class RunnerMetrics {
   }
 
   /** Records a request that produced no completion: refused, failed or abandoned by its client. */
-  fail(model: string, reason: 'overloaded' | 'aborted' | 'error'): void {
+  fail(model: string, reason: FailureReason): void {
     this.#counters(model).failures[reason]++;
   }
 
-  render(stats: readonly EngineModelStats[]): string {
+  /** Records a finished embeddings request and the tokens it evaluated. */
+  observeEmbedding(model: string, promptTokens: number): void {
+    const counters = this.#counters(model);
+    counters.embeddingSuccess++;
+    counters.embeddingPromptTokens += promptTokens;
+  }
+
+  /** Records an embeddings request that produced no vectors. */
+  failEmbedding(model: string, reason: FailureReason): void {
+    this.#counters(model).embeddingFailures[reason]++;
+  }
+
+  /** `maxMemoryBytes`: the engine's RAM budget, beside which the models' estimates read. */
+  render(stats: readonly EngineModelStats[], maxMemoryBytes: number): string {
     const names = new Set([...stats.map((model) => model.name), ...this.#perModel.keys()]);
     const lines: string[] = [];
     const family = (name: string, type: string, help: string) =>
@@ -50,6 +63,11 @@ export class RunnerMetrics {
       ],
       ['model_load_seconds', 'How long loading the model took.', (model) => model.loadSeconds],
       ['context_size_tokens', 'Tokens of context each request gets.', (model) => model.contextSize],
+      [
+        'model_memory_estimate_bytes',
+        'Memory the model counts against the memory budget, estimated from its GGUF before loading.',
+        (model) => model.estimatedBytes,
+      ],
     ];
     for (const [name, help, read] of gauges) {
       family(name, 'gauge', help);
@@ -64,6 +82,9 @@ export class RunnerMetrics {
       sample('model_memory_bytes', `${modelLabel(model.name)},kind="ram"`, model.memoryBytes.ram);
       sample('model_memory_bytes', `${modelLabel(model.name)},kind="vram"`, model.memoryBytes.vram);
     }
+    // One runner-wide value, so no labels: the loaded models' estimates add up to at most this.
+    family('memory_budget_bytes', 'gauge', 'Memory the loaded models may take together (runner.max_memory).');
+    lines.push(`${prefix}memory_budget_bytes ${maxMemoryBytes}`);
 
     family('model_unloads_total', 'counter', 'Unloads: keep-alive expired, or room made for another model.');
     for (const model of stats) sample('model_unloads_total', modelLabel(model.name), model.unloads);
@@ -83,6 +104,25 @@ export class RunnerMetrics {
     for (const name of names) {
       for (const [reason, count] of Object.entries(this.#read(name).failures)) {
         sample('request_failure_total', `${modelLabel(name)},reason="${reason}"`, count);
+      }
+    }
+    // Apart from the chat series, so those keep meaning one thing: prompt tokens per completion.
+    family('embedding_prompt_tokens_total', 'counter', 'Tokens evaluated for embeddings.');
+    for (const name of names) {
+      sample('embedding_prompt_tokens_total', modelLabel(name), this.#read(name).embeddingPromptTokens);
+    }
+    family('embedding_request_success_total', 'counter', 'Embeddings requests that completed.');
+    for (const name of names) {
+      sample('embedding_request_success_total', modelLabel(name), this.#read(name).embeddingSuccess);
+    }
+    family(
+      'embedding_request_failure_total',
+      'counter',
+      'Embeddings requests that produced no vectors, by reason.',
+    );
+    for (const name of names) {
+      for (const [reason, count] of Object.entries(this.#read(name).embeddingFailures)) {
+        sample('embedding_request_failure_total', `${modelLabel(name)},reason="${reason}"`, count);
       }
     }
     for (const [name, help, pick] of histograms) {
@@ -111,11 +151,17 @@ export const runnerMetricsContentType = 'text/plain; version=0.0.4; charset=utf-
 
 const prefix = 'switchyard_runner_';
 
+/** `too_large`: the model needs more than the runner's whole memory budget (`ModelTooLargeError`). */
+export type FailureReason = 'overloaded' | 'too_large' | 'aborted' | 'error';
+
 interface ModelCounters {
   promptTokens: number;
   generationTokens: number;
   success: { stop: number; length: number };
-  failures: { overloaded: number; aborted: number; error: number };
+  failures: Record<FailureReason, number>;
+  embeddingPromptTokens: number;
+  embeddingSuccess: number;
+  embeddingFailures: Record<FailureReason, number>;
   timeToFirstToken: Histogram;
   timePerOutputToken: Histogram;
 }
@@ -142,7 +188,10 @@ function newCounters(): ModelCounters {
     promptTokens: 0,
     generationTokens: 0,
     success: { stop: 0, length: 0 },
-    failures: { overloaded: 0, aborted: 0, error: 0 },
+    failures: { overloaded: 0, too_large: 0, aborted: 0, error: 0 },
+    embeddingPromptTokens: 0,
+    embeddingSuccess: 0,
+    embeddingFailures: { overloaded: 0, too_large: 0, aborted: 0, error: 0 },
     timeToFirstToken: new Histogram(timeToFirstTokenBuckets),
     timePerOutputToken: new Histogram(timePerOutputTokenBuckets),
   };

@@ -378,6 +378,10 @@ describe('the runner serving a demo model over HTTP', () => {
     expect(value('switchyard_runner_model_memory_bytes{model_name="demo",kind="ram"}')).toBeGreaterThan(
       1_000_000,
     );
+    expect(value('switchyard_runner_model_memory_estimate_bytes{model_name="demo"}')).toBeGreaterThan(
+      1_000_000,
+    );
+    expect(value('switchyard_runner_memory_budget_bytes')).toBe(engine.maxMemoryBytes);
     expect(value('switchyard_runner_prompt_tokens_total{model_name="demo"}')).toBeGreaterThan(0);
     expect(value('switchyard_runner_generation_tokens_total{model_name="demo"}')).toBeGreaterThan(100);
     expect(
@@ -399,6 +403,119 @@ describe('the runner serving a demo model over HTTP', () => {
   });
 });
 
+describe('the runner’s embeddings over HTTP', () => {
+  const embed = (payload: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'demo', ...payload } });
+  /** OpenAI's base64 encoding: each vector's float32 values, little-endian. */
+  const decode = (text: string) => {
+    const bytes = Buffer.from(text, 'base64');
+    return Array.from({ length: bytes.length / 4 }, (_, index) => bytes.readFloatLE(index * 4));
+  };
+
+  it('answers in OpenAI’s shape with usage in the model’s tokens, base64 decoding to the same numbers as float', async () => {
+    const input = ['the people of the world', 'a quiet river'];
+    const float = await embed({ input, user: 'someone' });
+    expect(float.statusCode).toBe(200);
+    const body = float.json();
+    const direct = await engine.embed({
+      model: 'demo',
+      settings: { path: modelPath, contextSize: 2048 },
+      inputs: input,
+    });
+    expect(body).toEqual({
+      object: 'list',
+      data: direct.embeddings.map((vector, index) => ({
+        object: 'embedding',
+        index,
+        embedding: Array.from(vector),
+      })),
+      model: 'demo',
+      usage: { prompt_tokens: direct.promptTokens, total_tokens: direct.promptTokens },
+    });
+    expect(body.data[0].embedding).toHaveLength(128);
+    const base64 = (await embed({ input, encoding_format: 'base64' })).json();
+    expect(base64.data.map((item: { embedding: string }) => decode(item.embedding))).toEqual(
+      body.data.map((item: { embedding: number[] }) => item.embedding),
+    );
+    expect(base64.usage).toEqual(body.usage);
+  });
+
+  it('takes one text, one array of token ids, or an array of token-id arrays, and dimensions equal to the model’s size', async () => {
+    const text = (await embed({ input: 'a quiet river' })).json();
+    expect(text.data).toHaveLength(1);
+    const ids = (await embed({ input: [5, 6, 7], dimensions: 128 })).json();
+    expect(ids.data).toHaveLength(1);
+    // Three ids and the start token the model adds.
+    expect(ids.usage.prompt_tokens).toBe(4);
+    const arrays = (await embed({ input: [[5, 6, 7], [8]] })).json();
+    expect(arrays.data.map((item: { index: number }) => item.index)).toEqual([0, 1]);
+    expect(arrays.data[0].embedding).toEqual(ids.data[0].embedding);
+    expect(arrays.usage.prompt_tokens).toBe(4 + 2);
+  });
+
+  it.each([
+    [{ input: undefined }, 'input', 'missing_field'],
+    [{ input: '' }, 'input', 'invalid_field'],
+    [{ input: [] }, 'input', 'invalid_field'],
+    [{ input: 7 }, 'input', 'invalid_field'],
+    [{ input: ['a', ''] }, 'input[1]', 'invalid_field'],
+    [{ input: ['a', 5] }, 'input[1]', 'invalid_field'],
+    [{ input: [1, -2] }, 'input[1]', 'invalid_field'],
+    [{ input: [1.5] }, 'input[0]', 'invalid_field'],
+    [{ input: [[1], []] }, 'input[1]', 'invalid_field'],
+    [{ input: [[1], [2, 'x']] }, 'input[1][1]', 'invalid_field'],
+    [{ input: [{ text: 'a' }] }, 'input[0]', 'invalid_field'],
+    [{ input: [[99_999_999]] }, 'input', 'invalid_field'],
+    [{ encoding_format: 'hex' }, 'encoding_format', 'invalid_field'],
+    [{ dimensions: 0 }, 'dimensions', 'invalid_field'],
+    [{ dimensions: 64 }, 'dimensions', 'invalid_field'],
+    [{ user: 5 }, 'user', 'invalid_field'],
+    [{ keep_alive: 'soon' }, 'keep_alive', 'invalid_field'],
+  ])('refuses %j with a 400 naming the field', async (change, param, code) => {
+    const response = await embed({ input: 'a', ...change });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatchObject({ type: 'invalid_request_error', param, code });
+  });
+
+  it('refuses more inputs than OpenAI takes, and an input longer than the context, saying how long', async () => {
+    const many = (await embed({ input: Array.from({ length: 2049 }, () => 'a') })).json();
+    expect(many.error).toMatchObject({
+      param: 'input',
+      message: 'input must hold at most 2048 inputs, not 2049: split them over several requests.',
+    });
+    const long = (await embed({ input: ['short', 'the people '.repeat(1100)] })).json();
+    expect(long.error).toMatchObject({
+      param: 'input',
+      message: expect.stringMatching(
+        /^input\[1\] is \d{4} tokens long, more than the 2047 this model embeds at once \(its context is 2048 tokens\)/,
+      ),
+    });
+  });
+
+  it('names an unknown model in a 404, lists the endpoint when none matches, and counts embeddings at /metrics', async () => {
+    const unknown = await embed({ model: 'nope', input: 'a' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error).toMatchObject({ code: 'model_not_found', param: 'model' });
+    const missing = await app.inject({ method: 'POST', url: '/v1/embedding' });
+    expect(missing.json().error.message).toContain('POST /v1/embeddings');
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toMatch(
+      /\nswitchyard_runner_embedding_request_success_total\{model_name="demo"\} [1-9]\d*\n/,
+    );
+    expect(text).toMatch(/\nswitchyard_runner_embedding_prompt_tokens_total\{model_name="demo"\} [1-9]\d*\n/);
+    // The too-long and out-of-vocabulary inputs above reached the engine; the parser's 400s did not.
+    expect(text).toContain(
+      '\nswitchyard_runner_embedding_request_failure_total{model_name="demo",reason="error"} 3\n',
+    );
+  });
+
+  it('unloads the model after a request with keep_alive 0', async () => {
+    const response = await embed({ model: 'narrow', input: 'a', keep_alive: 0 });
+    expect(response.statusCode).toBe(200);
+    expect(engine.stats().find((model) => model.name === 'narrow')).toMatchObject({ loaded: false });
+  });
+});
+
 describe('the runner’s model lifecycle over HTTP', () => {
   let lifecycleEngine: LlamaEngine;
   let lifecycleApp: ReturnType<typeof buildRunnerServer>;
@@ -414,6 +531,8 @@ describe('the runner’s model lifecycle over HTTP', () => {
     const recording: RunnerEngine = {
       load: (name, settings) => lifecycleEngine.load(name, settings),
       stats: () => lifecycleEngine.stats(),
+      embed: (request) => lifecycleEngine.embed(request),
+      maxMemoryBytes: lifecycleEngine.maxMemoryBytes,
       chat: async (request) => {
         const result = await lifecycleEngine.chat(request);
         results.push({ model: request.model, result });
@@ -543,6 +662,128 @@ describe('the runner’s model lifecycle over HTTP', () => {
       (await metric('switchyard_runner_model_loaded{model_name="warm"}')) +
       (await metric('switchyard_runner_model_loaded{model_name="brief"}'));
     expect(stillLoaded).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('the runner’s memory budget over HTTP', () => {
+  it('answers 503 model_too_large without Retry-After for a model bigger than the whole budget, and counts it', async () => {
+    // The tiny demo model needs several MB at 2048 tokens of context: it can never fit in 1 MB.
+    const budgetEngine = new LlamaEngine({ threads: 1, maxMemoryBytes: 1_000_000 });
+    const budgetApp = buildRunnerServer({
+      engine: budgetEngine,
+      models: new Map<string, RunnerModel>([['big', { path: modelPath, contextSize: 2048 }]]),
+    });
+    try {
+      const refused = await budgetApp.inject({
+        method: 'POST',
+        url: '/v1/chat/completions',
+        payload: { model: 'big', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1 },
+      });
+      expect(refused.statusCode).toBe(503);
+      expect(refused.headers['retry-after']).toBeUndefined();
+      expect(refused.json().error).toMatchObject({
+        code: 'model_too_large',
+        type: 'server_error',
+        message: expect.stringMatching(
+          /^Model big needs about [\d.]+ MiB of memory \(weights .+ \+ context .+ for 2048 tokens × 1 parallel sequence\), more than the runner's whole memory budget of 976.6 KiB \(runner\.max_memory\).+Lower runner\.context_size or runner\.parallel, or raise runner\.max_memory\.$/,
+        ),
+      });
+      const metrics = (await budgetApp.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toContain('\nswitchyard_runner_memory_budget_bytes 1000000\n');
+      expect(metrics).toContain(
+        'switchyard_runner_request_failure_total{model_name="big",reason="too_large"} 1\n',
+      );
+      expect(metrics).toMatch(/switchyard_runner_model_memory_estimate_bytes\{model_name="big"\} \d{7,}\n/);
+    } finally {
+      await budgetApp.close();
+      await budgetEngine.close();
+    }
+  });
+});
+
+describe('the runner’s GET /api/ps', () => {
+  it('lists each loaded model with its memory, processor, slots in use, idle time and unload time', async () => {
+    // Both clocks fixed, so idle time and expiry are exact: the engine's monotonic one and the
+    // server's wall clock that turns "unloads in" into a time.
+    let clock = 5_000;
+    const wall = Date.parse('2025-06-01T09:30:00.000Z');
+    const psEngine = new LlamaEngine({ threads: 1, now: () => clock });
+    const psApp = buildRunnerServer({
+      engine: psEngine,
+      now: () => wall,
+      models: new Map<string, RunnerModel>([
+        ['demo:small', { path: modelPath, contextSize: 512, parallel: 2, keepAliveMs: 300_000 }],
+        ['unused:1', { path: modelPath, contextSize: 512 }],
+      ]),
+    });
+    const ps = async () => {
+      const response = await psApp.inject({ method: 'GET', url: '/api/ps' });
+      expect(response.statusCode).toBe(200);
+      return response.json() as { models: Record<string, unknown>[] };
+    };
+    try {
+      expect(await ps()).toEqual({ models: [] });
+      const chat = await psApp.inject({
+        method: 'POST',
+        url: '/v1/chat/completions',
+        payload: { model: 'demo:small', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1 },
+      });
+      expect(chat.statusCode).toBe(200);
+      clock += 12_000;
+      expect(await ps()).toEqual({
+        models: [
+          {
+            name: 'demo:small',
+            model: 'demo:small',
+            size: expect.any(Number),
+            size_vram: 0,
+            processor: '100% CPU',
+            gpu: null,
+            context_length: 512,
+            parallel: 2,
+            slots_in_use: 0,
+            requests_waiting: 0,
+            idle_seconds: 12,
+            keep_alive_seconds: 300,
+            expires_at: '2025-06-01T09:34:48.000Z',
+            load_seconds: expect.any(Number),
+          },
+        ],
+      });
+      expect((await ps()).models[0]!.size).toBeGreaterThan(1_000_000);
+
+      // While a request holds a slot, the model is busy: no idle time and no unload coming.
+      const holder = new AbortController();
+      let started!: () => void;
+      const running = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      const holding = psEngine.chat({
+        model: 'demo:small',
+        settings: { path: modelPath, contextSize: 512, parallel: 2, keepAliveMs: 300_000 },
+        messages: [{ role: 'user', content: longPrompt }],
+        temperature: 0,
+        signal: holder.signal,
+        onStart: started,
+      });
+      await running;
+      expect((await ps()).models[0]).toMatchObject({
+        slots_in_use: 1,
+        idle_seconds: null,
+        expires_at: null,
+      });
+      holder.abort(new Error('done'));
+      await expect(holding).rejects.toThrow('done');
+    } finally {
+      await psApp.close();
+      await psEngine.close();
+    }
+  });
+
+  it('is listed among the endpoints when a path is unknown', async () => {
+    const response = await app.inject({ method: 'GET', url: '/api/tags' });
+    expect(response.statusCode).toBe(404);
+    expect(response.json().error.message).toContain('GET /api/ps');
   });
 });
 

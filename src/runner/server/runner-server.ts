@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { endianness } from 'node:os';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   fromFrameworkError,
@@ -11,21 +12,29 @@ import type { Usage } from '../../spec/openai.js';
 import {
   type EngineChatRequest,
   type EngineChatResult,
+  type EngineEmbedRequest,
+  type EngineEmbedResult,
   type EngineModelSettings,
   type EngineModelStats,
   EngineRequestError,
   ModelBudgetError,
   ModelOverloadedError,
+  ModelTooLargeError,
 } from '../engine/index.js';
 import { gpuMetricsText, readNvidiaGpus } from '../gpu-metrics.js';
 import { type ChatRequest, parseChatRequest } from './chat-request.js';
-import { RunnerMetrics, runnerMetricsContentType } from './runner-metrics.js';
+import { parseEmbeddingsRequest } from './embeddings-request.js';
+import { type FailureReason, RunnerMetrics, runnerMetricsContentType } from './runner-metrics.js';
+import { runningModels } from './running-models.js';
 
 /** What the server needs of an engine; `LlamaEngine` is the one implementation. */
 export interface RunnerEngine {
   chat(request: EngineChatRequest): Promise<EngineChatResult>;
+  embed(request: EngineEmbedRequest): Promise<EngineEmbedResult>;
   load(name: string, settings: EngineModelSettings): Promise<void>;
   stats(): EngineModelStats[];
+  /** RAM budget in bytes for every loaded model together, shown in /metrics. */
+  readonly maxMemoryBytes: number;
 }
 
 /** A model the runner serves under a name. */
@@ -34,9 +43,26 @@ export interface RunnerModel extends EngineModelSettings {
   readonly description?: string;
 }
 
+/**
+ * Where the runner finds models it was not started with: the local store, read again, so that
+ * models pulled or removed after start are seen without a restart (`StoreModelCatalog`).
+ */
+export interface RunnerModelCatalog {
+  /** The model stored under `name` now; undefined when there is none. */
+  find(name: string): Promise<RunnerModel | undefined>;
+  /** Every model stored now, by name. */
+  list(): Promise<ReadonlyMap<string, RunnerModel>>;
+}
+
 export interface RunnerServerOptions {
   readonly engine: RunnerEngine;
+  /** The models served from the start; with a catalog, more are found as they are asked for. */
   readonly models: ReadonlyMap<string, RunnerModel>;
+  /**
+   * Consulted on a name not in `models` (and then remembered), and on GET /v1/models, which it
+   * refreshes; omitted, the runner serves `models` alone.
+   */
+  readonly catalog?: RunnerModelCatalog;
   /** A pino logger; omitted, the server logs nothing. */
   readonly logger?: FastifyBaseLogger;
   /** Wall clock in milliseconds, for `created` fields. Default `Date.now`. */
@@ -49,16 +75,19 @@ export interface RunnerServerOptions {
 }
 
 /**
- * The runner's OpenAI-compatible HTTP API: POST /v1/chat/completions (JSON or SSE), GET
- * /v1/models, GET /healthz and GET /metrics (Prometheus text). Errors use OpenAI's envelope from
- * the error catalogue. A client that disconnects aborts its generation, freeing its sequence.
+ * The runner's OpenAI-compatible HTTP API: POST /v1/chat/completions (JSON or SSE), POST
+ * /v1/embeddings, GET /v1/models, GET /api/ps (the loaded models, as Ollama's), GET /healthz
+ * and GET /metrics (Prometheus text). Errors use OpenAI's envelope from the error catalogue. A
+ * client that disconnects aborts its generation, freeing its sequence.
  *
  * @example
  * const app = buildRunnerServer({ engine: new LlamaEngine(), models: new Map([['demo', { path }]]) });
  * await app.listen({ port: 0, host: '127.0.0.1' });
  */
 export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance {
-  const { engine, models } = options;
+  const { engine, catalog } = options;
+  // The runner's own copy: the catalog adds models pulled after start and drops removed ones.
+  const models = new Map(options.models);
   const now = options.now ?? Date.now;
   const metrics = new RunnerMetrics();
   const startedAt = Math.floor(now() / 1000);
@@ -66,10 +95,10 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
     loggerInstance: options.logger,
   });
 
-  app.setErrorHandler((error, _request, reply) => {
-    const gatewayError = toGatewayError(error);
+  app.setErrorHandler(async (error, request, reply) => {
+    const gatewayError = (await removedFromStore(error, request.body)) ?? toGatewayError(error);
     if (gatewayError.status >= 500) reply.log.error({ err: error }, 'runner request failed');
-    void reply
+    return reply
       .status(gatewayError.status)
       .headers(gatewayError.headers ?? {})
       .type('application/json; charset=utf-8')
@@ -78,7 +107,7 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
   app.setNotFoundHandler((request) => {
     throw new GatewayError(
       'route_not_found',
-      `No endpoint ${request.method} ${request.url.split('?')[0]}. Endpoints: POST /v1/chat/completions, GET /v1/models, GET /healthz, GET /metrics.`,
+      `No endpoint ${request.method} ${request.url.split('?')[0]}. Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /api/ps, GET /healthz, GET /metrics.`,
     );
   });
 
@@ -99,39 +128,75 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
   app.get('/metrics', async (_request, reply) => {
     void reply.type(runnerMetricsContentType);
     // GPU gauges where an NVIDIA driver answers; nothing (and no error) elsewhere.
-    return metrics.render(engine.stats()) + gpuMetricsText(await readNvidiaGpus());
+    return metrics.render(engine.stats(), engine.maxMemoryBytes) + gpuMetricsText(await readNvidiaGpus());
   });
 
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: [...models].map(([id, model]) => ({
-      id,
-      object: 'model',
-      created: startedAt,
-      owned_by: 'switchyard',
-      ...(model.description === undefined ? {} : { description: model.description }),
-    })),
-  }));
+  // Ollama's path for `ollama ps`, so habits and scripts built on it carry over; `switchyard ps`
+  // prints it, and the gateway serves it again at GET /admin/ps.
+  app.get('/api/ps', async () => runningModels(engine.stats(), now()));
 
-  app.post('/v1/chat/completions', async (request, reply) => {
-    const chat = parseChatRequest(request.body);
-    const model = models.get(chat.model);
-    if (model === undefined) {
+  app.get('/v1/models', async () => {
+    if (catalog !== undefined) {
+      const stored = await catalog.list();
+      models.clear();
+      for (const [name, model] of stored) models.set(name, model);
+    }
+    return {
+      object: 'list',
+      data: [...models].map(([id, model]) => ({
+        id,
+        object: 'model',
+        created: startedAt,
+        owned_by: 'switchyard',
+        ...(model.description === undefined ? {} : { description: model.description }),
+      })),
+    };
+  });
+
+  /**
+   * The settings of a model by name. A name the runner does not know is looked up in the store
+   * (a model pulled since start) and remembered; known names never touch the disk.
+   */
+  const servedModel = async (name: string): Promise<RunnerModel> => {
+    const known = models.get(name);
+    if (known !== undefined) return known;
+    const found = await catalog?.find(name);
+    if (found === undefined) {
       throw new GatewayError(
         'model_not_found',
-        `The model ${chat.model} is not served by this runner. GET /v1/models lists the ones it is.`,
+        `The model ${name} is not served by this runner${catalog === undefined ? '' : ' nor in its model store (name models as name:tag, as `switchyard models ls` lists them, and pull a model before asking for it)'}. GET /v1/models lists the ones it serves.`,
         { param: 'model' },
       );
     }
+    models.set(name, found);
+    return found;
+  };
+
+  /**
+   * A model removed from the store while the runner knew it fails to load (its file is gone); that
+   * failure reads as 404, and the runner forgets it. Checked only after an unexplained failure,
+   * so requests that succeed never pay for it. A model already loaded keeps serving from its open
+   * file until it unloads.
+   */
+  const removedFromStore = async (error: unknown, body: unknown): Promise<GatewayError | undefined> => {
+    const name = (body as { model?: unknown } | null | undefined)?.model;
+    if (catalog === undefined || typeof name !== 'string' || !models.has(name)) return undefined;
+    if (toGatewayError(error).code !== 'internal_error') return undefined;
+    if ((await catalog.find(name).catch(() => undefined)) !== undefined) return undefined;
+    models.delete(name);
+    return new GatewayError(
+      'model_not_found',
+      `The model ${name} was removed from the model store. GET /v1/models lists the ones this runner serves.`,
+      { param: 'model', cause: error },
+    );
+  };
+
+  app.post('/v1/chat/completions', async (request, reply) => {
+    const chat = parseChatRequest(request.body);
+    const model = await servedModel(chat.model);
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(now() / 1000);
-    // The response's 'close' fires when it is finished or when the connection drops; only the
-    // second aborts generation and frees the sequence.
-    const disconnect = new AbortController();
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) disconnect.abort(new Error('The client disconnected'));
-    });
-    const engineRequest = toEngineRequest(chat, model, disconnect.signal);
+    const engineRequest = toEngineRequest(chat, model, abortOnDisconnect(reply));
     if (chat.stream) {
       return streamCompletion(reply, engine, engineRequest, { id, created, chat, metrics });
     }
@@ -153,7 +218,49 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
     };
   });
 
+  app.post('/v1/embeddings', async (request, reply) => {
+    const embeddings = parseEmbeddingsRequest(request.body);
+    const model = await servedModel(embeddings.model);
+    const result = await embed(
+      engine,
+      {
+        model: embeddings.model,
+        settings: model,
+        inputs: embeddings.inputs,
+        dimensions: embeddings.dimensions,
+        keepAliveMs: embeddings.keepAliveMs,
+        signal: abortOnDisconnect(reply),
+      },
+      metrics,
+    );
+    const encode =
+      embeddings.encodingFormat === 'base64' ? toBase64 : (vector: Float32Array) => Array.from(vector);
+    return {
+      object: 'list',
+      data: result.embeddings.map((vector, index) => ({
+        object: 'embedding',
+        index,
+        embedding: encode(vector),
+      })),
+      model: embeddings.model,
+      usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens },
+    };
+  });
+
   return app;
+}
+
+/**
+ * A signal aborted when the client goes away before its answer is written. The response's 'close'
+ * fires both when it is finished and when the connection drops; only the second aborts the work
+ * and frees what it holds.
+ */
+function abortOnDisconnect(reply: FastifyReply): AbortSignal {
+  const disconnect = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) disconnect.abort(new Error('The client disconnected'));
+  });
+  return disconnect.signal;
 }
 
 /** Loads a model, then generates one token so its first request finds everything warm. */
@@ -191,16 +298,36 @@ async function run(engine: RunnerEngine, request: EngineChatRequest, metrics: Ru
     metrics.observe(request.model, result);
     return result;
   } catch (error) {
-    metrics.fail(
-      request.model,
-      error instanceof ModelOverloadedError || error instanceof ModelBudgetError
-        ? 'overloaded'
-        : request.signal?.aborted
-          ? 'aborted'
-          : 'error',
-    );
+    metrics.fail(request.model, failureReason(error, request.signal));
     throw error;
   }
+}
+
+/** Embeds and counts the outcome. */
+async function embed(engine: RunnerEngine, request: EngineEmbedRequest, metrics: RunnerMetrics) {
+  try {
+    const result = await engine.embed(request);
+    metrics.observeEmbedding(request.model, result.promptTokens);
+    return result;
+  } catch (error) {
+    metrics.failEmbedding(request.model, failureReason(error, request.signal));
+    throw error;
+  }
+}
+
+function failureReason(error: unknown, signal: AbortSignal | undefined): FailureReason {
+  if (error instanceof ModelOverloadedError || error instanceof ModelBudgetError) return 'overloaded';
+  if (error instanceof ModelTooLargeError) return 'too_large';
+  return signal?.aborted ? 'aborted' : 'error';
+}
+
+/** Typed arrays use the host's byte order; OpenAI's base64 embeddings are little-endian. */
+const bigEndianHost = endianness() === 'BE';
+
+/** A vector as base64 of its float32 bytes, little-endian, as OpenAI's `encoding_format: "base64"`. */
+function toBase64(vector: Float32Array): string {
+  const bytes = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength);
+  return (bigEndianHost ? Buffer.from(bytes).swap32() : bytes).toString('base64');
 }
 
 interface StreamContext {
@@ -303,6 +430,10 @@ function toGatewayError(error: unknown): GatewayError {
       headers: { 'retry-after': String(error.retryAfterSeconds) },
       cause: error,
     });
+  }
+  if (error instanceof ModelTooLargeError) {
+    // No Retry-After: the model does not fit until the config changes.
+    return new GatewayError('model_too_large', error.message, { cause: error });
   }
   if (error instanceof EngineRequestError) {
     return new GatewayError('invalid_field', error.message, { param: error.param, cause: error });
