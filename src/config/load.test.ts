@@ -344,7 +344,9 @@ models:
     const lines = linesOf(() =>
       parseConfigText('providers:\n  p: { kind: grpc, url: "http://p/v1" }\n', noEnv),
     );
-    expect(lines).toEqual(['providers.p.kind: must be one of: "openai-compatible"']);
+    expect(lines).toEqual([
+      'providers.p.kind: must be one of: "openai-compatible", "azure-openai", "anthropic", "gemini", "ollama"',
+    ]);
   });
 
   test('invalid YAML is a syntax error that gives the line', () => {
@@ -517,6 +519,7 @@ describe('local targets', () => {
       keepAlive: 300_000,
       preload: [],
       maxLoadedModels: 3,
+      maxMemory: 'auto',
     });
   });
 
@@ -542,6 +545,27 @@ describe('local targets', () => {
     ).toMatch(/^runner\.preload: names more models than max_loaded_models \(1\)/);
   });
 
+  test('reads the runner’s memory budget as "auto", a binary size or bytes, naming the key when unreadable', () => {
+    const maxMemory = (value: string) =>
+      parseConfigText(`runner: { max_memory: ${value} }\n`, noEnv).runner.maxMemory;
+    expect(maxMemory('auto')).toBe('auto');
+    expect(maxMemory('8GiB')).toBe(8 * 1024 ** 3);
+    // "gb" is binary too, as "kb" always was here: both spellings give the same budget.
+    expect(maxMemory('8gb')).toBe(8 * 1024 ** 3);
+    expect(maxMemory('512mb')).toBe(512 * 1024 ** 2);
+    expect(maxMemory('1.5 MiB')).toBe(1.5 * 1024 ** 2);
+    expect(maxMemory('1073741824')).toBe(1024 ** 3);
+    expect(maxMemory('"1073741824"')).toBe(1024 ** 3);
+    for (const unreadable of ['lots', '0', '-1', '0gb', '8 GB of RAM', '1.5']) {
+      expect(
+        linesOf(() => maxMemory(unreadable)),
+        unreadable,
+      ).toEqual([
+        'runner.max_memory: must be "auto" or a size such as "8GiB" or "512mb" (a plain number is bytes)',
+      ]);
+    }
+  });
+
   test('refuses a local target without a model, or with a url', () => {
     const attempt = () =>
       parseConfigText(
@@ -550,5 +574,75 @@ describe('local targets', () => {
       );
     expect(attempt).toThrow(/models\[0\]\.targets\[0\]: a local target needs "model"/);
     expect(attempt).toThrow(/models\[0\]\.targets\[0\]\.url: a local target takes no "url"/);
+  });
+});
+
+describe('a wildcard local target serves the whole store', () => {
+  test('"local/*" with a local target and no model sends the rest of the name to the runner', () => {
+    const config = parseConfigText('models:\n  - name: local/*\n    targets:\n      - kind: local\n', noEnv);
+    expect(config.models[0]).toMatchObject({
+      name: 'local/*',
+      targets: [{ kind: 'local', model: undefined }],
+    });
+    expect(hasLocalTargets(config)).toBe(true);
+  });
+
+  test('an exact name still needs "model", and the message says where it may be left out', () => {
+    expect(
+      linesOf(() => parseConfigText('models:\n  - name: chat\n    targets:\n      - kind: local\n', noEnv)),
+    ).toEqual([
+      'models[0].targets[0]: a local target needs "model": a name from `switchyard models ls`, such as "demo:small" (only under a wildcard name such as "local/*" may it be left out)',
+    ]);
+  });
+});
+
+describe('the admin key', () => {
+  const key = 'k'.repeat(32);
+
+  test('is read from admin.key, where ${VAR} keeps it out of the file', () => {
+    const config = parseConfigText('admin:\n  key: ${MY_ADMIN_KEY}\n', { MY_ADMIN_KEY: key });
+    expect(config.admin).toEqual({ key });
+  });
+
+  test('falls back to SWITCHYARD_ADMIN_KEY, with or without a config file', () => {
+    expect(parseConfigText('', { SWITCHYARD_ADMIN_KEY: key }).admin.key).toBe(key);
+    expect(configFromEnvironment({ SWITCHYARD_ADMIN_KEY: key }).admin.key).toBe(key);
+    // An empty admin.key (an unset "${VAR:-}") is no key, so the variable still counts.
+    expect(parseConfigText('admin: { key: "" }\n', { SWITCHYARD_ADMIN_KEY: key }).admin.key).toBe(key);
+  });
+
+  test('is absent unless configured, which keeps the admin API closed', () => {
+    expect(parseConfigText('', noEnv).admin.key).toBeUndefined();
+    expect(configFromEnvironment({}).admin.key).toBeUndefined();
+    expect(parseConfigText('admin: { key: "${SWITCHYARD_ADMIN_KEY:-}" }\n', noEnv).admin.key).toBeUndefined();
+  });
+
+  test('a short key, or one with spaces, is refused naming where it came from but never the key', () => {
+    const fromFile = linesOf(() => parseConfigText('admin: { key: "short-secret" }\n', noEnv));
+    expect(fromFile).toEqual([
+      'admin.key: must be at least 16 printable characters without spaces; generate one with `openssl rand -hex 32`',
+    ]);
+    const fromEnvironment = linesOf(() =>
+      configFromEnvironment({ SWITCHYARD_ADMIN_KEY: 'has a space in it ok' }),
+    );
+    expect(fromEnvironment).toEqual([
+      'SWITCHYARD_ADMIN_KEY must be at least 16 printable characters without spaces; generate one with `openssl rand -hex 32`',
+    ]);
+    expect(fromEnvironment.join('\n')).not.toContain('has a space');
+  });
+
+  test('rejects unknown keys under admin', () => {
+    expect(linesOf(() => parseConfigText('admin: { token: x }\n', noEnv))).toEqual([
+      'admin.token: unknown key; remove it or check its spelling',
+    ]);
+  });
+});
+
+describe('switchyard.example.yaml', () => {
+  test('validates with nothing set in the environment', async () => {
+    const file = new URL('../../switchyard.example.yaml', import.meta.url);
+    const config = await loadConfigFile(file.pathname, {});
+    expect(config.admin.key).toBeUndefined();
+    expect(config.models.some((model) => model.name === 'local/*')).toBe(true);
   });
 });

@@ -11,8 +11,8 @@ import {
   defaultPort,
   defaultTimeouts,
 } from './defaults.js';
-import { configSchema, type RawConfig, type RawTimeouts } from './schema.js';
-import type { GatewayConfig, ModelConfig, TargetConfig, Timeouts } from './types.js';
+import { configSchema, defaultUrls, type RawConfig, type RawTimeouts } from './schema.js';
+import type { GatewayConfig, ModelConfig, ProviderKind, TargetConfig, Timeouts } from './types.js';
 import { environmentVendors } from './vendors.js';
 
 export interface ConfigIssue {
@@ -182,14 +182,15 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
         return;
       }
       if (target.kind === 'local') {
-        targets.push(localTarget(target.model!, compileTimeouts(undefined, target.timeouts)));
+        targets.push(localTarget(target.model, compileTimeouts(undefined, target.timeouts)));
         return;
       }
-      const url = new URL((target.url ?? provider?.url)!);
+      const kind = target.kind ?? provider?.kind ?? 'openai-compatible';
+      const url = new URL((target.url ?? provider?.url ?? defaultUrls[kind as ProviderKind])!);
       targets.push(
         Object.freeze({
           name: target.provider ?? url.host,
-          kind: target.kind ?? provider?.kind ?? 'openai-compatible',
+          kind,
           origin: url.origin,
           basePath: url.pathname.replace(/\/+$/, ''),
           apiKey: emptyToUndefined(target.api_key ?? provider?.api_key),
@@ -198,6 +199,8 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
           timeouts: compileTimeouts(provider?.timeouts, target.timeouts),
           maxConnections: target.max_connections ?? provider?.max_connections,
           streamUsage: target.stream_usage ?? provider?.stream_usage ?? true,
+          apiVersion: target.api_version ?? provider?.api_version,
+          defaultMaxTokens: target.default_max_tokens ?? provider?.default_max_tokens,
         }),
       );
     });
@@ -206,9 +209,11 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
         name: model.name,
         targets: Object.freeze(targets),
         ownedBy: model.owned_by ?? targets[0]?.name ?? 'switchyard',
+        dropUnsupportedParams: model.drop_unsupported_params ?? false,
       }),
     );
   });
+  const adminKey = compileAdminKey(raw.admin?.key, env, issues);
   if (issues.length > 0) throw new ConfigError(issues);
 
   const server = raw.server ?? {};
@@ -223,6 +228,7 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
       keepAlive: raw.runner?.keep_alive ?? 5 * 60_000,
       preload: raw.runner?.preload ?? [],
       maxLoadedModels: raw.runner?.max_loaded_models ?? 3,
+      maxMemory: raw.runner?.max_memory ?? 'auto',
     },
     server: {
       host: server.host ?? defaultHost,
@@ -241,15 +247,17 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
       },
     },
     models,
+    admin: { key: adminKey },
     source,
   });
 }
 
 /**
  * A target served by the local runner. Its origin stays unbound (port 0) until the gateway has chosen
- * the runner's port (see `bindLocalTargets`).
+ * the runner's port (see `bindLocalTargets`). Without `model`, the client's name, or a wildcard's
+ * tail, names the store model, which the runner looks up when asked (models pulled after start too).
  */
-export function localTarget(model: string, timeouts: Timeouts): TargetConfig {
+export function localTarget(model: string | undefined, timeouts: Timeouts): TargetConfig {
   return Object.freeze({
     name: 'local',
     kind: 'local',
@@ -261,6 +269,8 @@ export function localTarget(model: string, timeouts: Timeouts): TargetConfig {
     timeouts,
     maxConnections: undefined,
     streamUsage: true,
+    apiVersion: undefined,
+    defaultMaxTokens: undefined,
   });
 }
 
@@ -281,15 +291,47 @@ export function hasLocalTargets(config: GatewayConfig): boolean {
   return config.models.some((model) => model.targets.some((target) => target.kind === 'local'));
 }
 
-/** Adds a model served by the local runner, for the demo model on a first start. */
-export function withLocalModel(config: GatewayConfig, name: string, storeName: string): GatewayConfig {
+/**
+ * Adds a model served by the local runner: the demo model on a first start, or `local/*` with no
+ * `storeName`, which serves every model of the store as `local/<name:tag>`.
+ */
+export function withLocalModel(
+  config: GatewayConfig,
+  name: string,
+  storeName: string | undefined,
+): GatewayConfig {
   return deepFreeze({
     ...config,
     models: [
       ...config.models,
-      { name, targets: [localTarget(storeName, defaultTimeouts)], ownedBy: 'switchyard' },
+      {
+        name,
+        targets: [localTarget(storeName, defaultTimeouts)],
+        ownedBy: 'switchyard',
+        dropUnsupportedParams: false,
+      },
     ],
   });
+}
+
+// Shorter keys can be guessed; the check also catches a variable set to a placeholder.
+const minimumAdminKeyLength = 16;
+const adminKeyPattern = /^[\x21-\x7e]+$/;
+
+/** The admin key from the file, else SWITCHYARD_ADMIN_KEY; empty means none (the API stays closed). */
+function compileAdminKey(fromFile: string | undefined, env: Env, issues: ConfigIssue[]): string | undefined {
+  const inFile = emptyToUndefined(fromFile);
+  const key = inFile ?? emptyToUndefined(env.SWITCHYARD_ADMIN_KEY);
+  if (key === undefined) return undefined;
+  // HTTP trims spaces around header values, so a key with spaces could never match; the key
+  // itself is never put in the message.
+  if (key.length < minimumAdminKeyLength || !adminKeyPattern.test(key)) {
+    issues.push({
+      path: inFile === undefined ? '' : 'admin.key',
+      message: `${inFile === undefined ? 'SWITCHYARD_ADMIN_KEY ' : ''}must be at least ${minimumAdminKeyLength} printable characters without spaces; generate one with \`openssl rand -hex 32\``,
+    });
+  }
+  return key;
 }
 
 function compileTimeouts(provider: RawTimeouts | undefined, target: RawTimeouts | undefined): Timeouts {

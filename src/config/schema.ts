@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration, parseKeepAlive, parseSize } from './units.js';
+import { parseDuration, parseKeepAlive, parseMemoryBudget, parseSize } from './units.js';
 
 /**
  * The one schema for switchyard.yaml. Every object is strict: an unknown key is an error, so a
@@ -7,7 +7,7 @@ import { parseDuration, parseKeepAlive, parseSize } from './units.js';
  */
 
 /** A number, or a string in human units, read by `parse`; unreadable values get `message`. */
-function unit(parse: (value: string | number) => number | undefined, message: string) {
+function unit<Parsed>(parse: (value: string | number) => Parsed | undefined, message: string) {
   return z.union([z.number(), z.string()]).transform((value, context) => {
     const parsed = parse(value);
     if (parsed === undefined) {
@@ -24,6 +24,10 @@ const keepAlive = unit(
   'must be a duration such as "5m" or "30s", a number of seconds, 0 to unload when idle, or -1 to keep models loaded',
 );
 const size = unit(parseSize, 'must be a size such as "512kb" or "10mb"');
+const memoryBudget = unit(
+  parseMemoryBudget,
+  'must be "auto" or a size such as "8GiB" or "512mb" (a plain number is bytes)',
+);
 
 const httpUrl = z.string().refine(
   (value) => {
@@ -50,19 +54,42 @@ const timeouts = z.strictObject({
   total: duration.optional(),
 });
 
-export const providerKinds = ['openai-compatible'] as const;
+/** Wire schemas Switchyard speaks upstream; each has an adapter in src/providers (registry.ts). */
+export const providerKinds = ['openai-compatible', 'azure-openai', 'anthropic', 'gemini', 'ollama'] as const;
+/** Endpoints of kinds whose API lives at one well-known place, used when no url is given. */
+export const defaultUrls: Readonly<Partial<Record<(typeof providerKinds)[number], string>>> = {
+  anthropic: 'https://api.anthropic.com',
+  gemini: 'https://generativelanguage.googleapis.com',
+};
+
 /** Target kinds: a provider's wire schema, or `local` for a model in the local store. */
 export const targetKinds = [...providerKinds, 'local'] as const;
 
-const provider = z.strictObject({
-  kind: z.enum(providerKinds),
-  url: httpUrl,
-  api_key: z.string().optional(),
-  headers: headers.optional(),
-  timeouts: timeouts.optional(),
-  max_connections: z.number().int().positive().optional(),
-  stream_usage: z.boolean().optional(),
-});
+/** Options only some wire schemas read; the adapter of any other kind ignores them. */
+const kindOptions = {
+  /** azure-openai: the api-version query parameter; omitted, Azure's v1 API is used. */
+  api_version: z.string().min(1).optional(),
+  /** anthropic: max_tokens when the client sends none (Anthropic requires one). */
+  default_max_tokens: z.number().int().positive().optional(),
+};
+
+const provider = z
+  .strictObject({
+    kind: z.enum(providerKinds),
+    /** Omitted for kinds with a well-known endpoint (anthropic, gemini). */
+    url: httpUrl.optional(),
+    api_key: z.string().optional(),
+    headers: headers.optional(),
+    timeouts: timeouts.optional(),
+    max_connections: z.number().int().positive().optional(),
+    stream_usage: z.boolean().optional(),
+    ...kindOptions,
+  })
+  .superRefine((value, context) => {
+    if (value.url === undefined && !(value.kind in defaultUrls)) {
+      context.addIssue({ code: 'custom', message: `a ${value.kind} provider needs "url"`, path: ['url'] });
+    }
+  });
 
 const target = z
   .strictObject({
@@ -75,16 +102,12 @@ const target = z
     timeouts: timeouts.optional(),
     max_connections: z.number().int().positive().optional(),
     stream_usage: z.boolean().optional(),
+    ...kindOptions,
   })
   .superRefine((value, context) => {
     if (value.kind === 'local') {
-      // Served by the supervised runner: the model is a name in the local store.
-      if (value.model === undefined) {
-        context.addIssue({
-          code: 'custom',
-          message: 'a local target needs "model": a name from `switchyard models ls`, such as "demo:small"',
-        });
-      }
+      // Served by the supervised runner: the model is a name in the local store. Whether it may
+      // be left out depends on the model's name, so the model checks that (localModelNamed).
       for (const key of ['provider', 'url', 'api_key'] as const) {
         if (value[key] !== undefined) {
           context.addIssue({ code: 'custom', message: `a local target takes no "${key}"`, path: [key] });
@@ -92,7 +115,8 @@ const target = z
       }
       return;
     }
-    if (value.provider === undefined && value.url === undefined) {
+    const knownEndpoint = value.kind !== undefined && value.kind in defaultUrls;
+    if (value.provider === undefined && value.url === undefined && !knownEndpoint) {
       context.addIssue({
         code: 'custom',
         message: 'needs either "provider" (a name under providers) or "url"',
@@ -108,11 +132,43 @@ const modelName = z
   .min(1)
   .regex(/^[^*\s]*\*?$/, { message: 'may contain no spaces and "*" only at the end, such as "openai/*"' });
 
-const model = z.strictObject({
-  name: modelName,
-  targets: z.array(target).min(1, { message: 'must list at least one target' }),
-  owned_by: z.string().optional(),
-});
+const model = z
+  .strictObject({
+    name: modelName,
+    targets: z.array(target).min(1, { message: 'must list at least one target' }),
+    owned_by: z.string().optional(),
+    /**
+     * Drop request parameters a target's API cannot carry (seed for Anthropic, logprobs for
+     * Gemini …) instead of answering 400 naming them.
+     */
+    drop_unsupported_params: z.boolean().optional(),
+  })
+  .superRefine(localModelNamed, {
+    // Also when a target has other problems, so that every issue is reported in one run.
+    when: (payload) => Array.isArray((payload.value as { targets?: unknown } | undefined)?.targets),
+  });
+
+/**
+ * A local target names its store model with "model". Under a wildcard name ("local/*") it may
+ * leave it out: as for any target without "model", the rest of the client's name is sent, so
+ * "local/qwen:0.5b" asks the runner for the store's "qwen:0.5b", pulled before or after start.
+ */
+function localModelNamed(
+  value: { name: string; targets: readonly { kind?: string | undefined; model?: string | undefined }[] },
+  context: z.RefinementCtx,
+): void {
+  if (typeof value.name === 'string' && value.name.endsWith('*')) return;
+  value.targets.forEach((target, index) => {
+    if (target?.kind === 'local' && target.model === undefined) {
+      context.addIssue({
+        code: 'custom',
+        path: ['targets', index],
+        message:
+          'a local target needs "model": a name from `switchyard models ls`, such as "demo:small" (only under a wildcard name such as "local/*" may it be left out)',
+      });
+    }
+  });
+}
 
 const runner = z
   .strictObject({
@@ -128,6 +184,11 @@ const runner = z
     preload: z.array(z.string().min(1)).optional(),
     /** Models loaded at once; the least recently used idle one is unloaded to make room. */
     max_loaded_models: z.number().int().positive().optional(),
+    /**
+     * RAM the loaded models may take together, by estimates from their GGUF headers; the least
+     * recently used idle one is unloaded to make room. 'auto': three quarters of the machine's.
+     */
+    max_memory: memoryBudget.optional(),
   })
   .superRefine((runner, context) => {
     // Each preload beyond the budget would unload an earlier one, so the list could not be honoured.
@@ -141,7 +202,16 @@ const runner = z
     }
   });
 
+/**
+ * The admin API (/admin). Closed unless a key is set here or in SWITCHYARD_ADMIN_KEY; write it as
+ * "${SWITCHYARD_ADMIN_KEY}" rather than in the file.
+ */
+const admin = z.strictObject({
+  key: z.string().optional(),
+});
+
 export const configSchema = z.strictObject({
+  admin: admin.optional(),
   runner: runner.optional(),
   server: z
     .strictObject({

@@ -1,6 +1,6 @@
 /** The validated, compiled and frozen configuration the rest of Switchyard reads. */
 
-export type ProviderKind = 'openai-compatible';
+export type ProviderKind = 'openai-compatible' | 'azure-openai' | 'anthropic' | 'gemini' | 'ollama';
 /** `local`: a model in the local store, served by the runner that `serve` supervises. */
 export type TargetKind = ProviderKind | 'local';
 
@@ -32,6 +32,10 @@ export interface TargetConfig {
   readonly maxConnections: number | undefined;
   /** Ask the upstream for a usage chunk on every stream, so accounting is complete. */
   readonly streamUsage: boolean;
+  /** azure-openai: the api-version query parameter; undefined uses Azure's v1 API. */
+  readonly apiVersion: string | undefined;
+  /** anthropic: max_tokens sent when the client gives none (Anthropic requires it). */
+  readonly defaultMaxTokens: number | undefined;
 }
 
 export interface ModelConfig {
@@ -39,6 +43,8 @@ export interface ModelConfig {
   readonly name: string;
   readonly targets: readonly TargetConfig[];
   readonly ownedBy: string;
+  /** Drop parameters a target cannot carry instead of answering 400. */
+  readonly dropUnsupportedParams: boolean;
 }
 
 export interface GatewayConfig {
@@ -72,6 +78,13 @@ export interface GatewayConfig {
     /** Model names (`name:tag`) loaded and warmed before the runner reports healthy. */
     readonly preload: readonly string[];
     readonly maxLoadedModels: number;
+    /** Bytes of RAM the loaded models may take together, or 'auto' for the runner's own share of the machine. */
+    readonly maxMemory: number | 'auto';
+  };
+  /** The admin API (/admin). */
+  readonly admin: {
+    /** Secret: never logged, compared in constant time. Undefined closes every /admin route (403). */
+    readonly key: string | undefined;
   };
   /** Where the models came from, for the start-up message. */
   readonly source: 'file' | 'environment';

@@ -16,8 +16,8 @@ const openAITypes = [
 describe('the error catalogue', () => {
   // Adding or removing a code must be a deliberate change: update this count, the docs and
   // any client-facing list of codes together.
-  test('holds exactly 24 codes', () => {
-    expect(codes).toHaveLength(26);
+  test('holds exactly 37 codes', () => {
+    expect(codes).toHaveLength(37);
   });
 
   test.each(codes)(
@@ -36,7 +36,7 @@ describe('the error catalogue', () => {
     for (const code of codes) expect(code).toMatch(/^[a-z]+(_[a-z]+)*$/);
   });
 
-  test('client mistakes are never retryable, and a 5xx from a passing fault always is, except bad credentials', () => {
+  test('client mistakes are never retryable, and a 5xx from a passing fault always is, except bad credentials, a model too large for the runner and a full model store', () => {
     for (const code of codes) {
       const spec = errorCatalogue[code];
       if (spec.status < 500 && spec.status !== 429) expect(spec.retryable, code).toBe(false);
@@ -44,7 +44,9 @@ describe('the error catalogue', () => {
     const notRetryable5xx = codes.filter(
       (code) => errorCatalogue[code].status >= 500 && !errorCatalogue[code].retryable,
     );
-    expect(notRetryable5xx).toEqual(['upstream_auth_failed']);
+    // A local model bigger than the runner's whole memory budget fails the same way until the config changes.
+    // A full model store stays full until an operator frees space.
+    expect(notRetryable5xx).toEqual(['upstream_auth_failed', 'model_too_large', 'insufficient_storage']);
   });
 
   test('rate limits are 429 and timeouts 504', () => {

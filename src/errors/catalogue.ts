@@ -102,6 +102,25 @@ export const errorCatalogue = {
     retryable: true,
     message: 'The upstream provider is rate limiting requests. Retry after the time in Retry-After.',
   },
+  upstream_overloaded: {
+    status: 503,
+    type: 'server_error',
+    retryable: true,
+    message: 'The upstream provider is overloaded (Anthropic answers 529). Retry after a short wait.',
+  },
+  unsupported_param: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message:
+      'The request uses a parameter the target cannot honour. Remove it, or set drop_unsupported_params on the model.',
+  },
+  unsupported_endpoint: {
+    status: 400,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: "The model's target does not offer this endpoint (for example, embeddings from a chat-only API).",
+  },
   upstream_error: {
     status: 502,
     type: 'server_error',
@@ -163,11 +182,68 @@ export const errorCatalogue = {
     message:
       'The local model is busy: every slot is in use and its wait queue is full. Retry after the time in Retry-After.',
   },
+  model_too_large: {
+    status: 503,
+    type: 'server_error',
+    // The model needs more than the runner's whole memory budget: the same request fails again
+    // until the config changes.
+    retryable: false,
+    message:
+      "The local model needs more memory than the runner's budget (runner.max_memory) allows even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.",
+  },
   runner_unavailable: {
     status: 503,
     type: 'server_error',
     retryable: true,
     message: 'The local model runner is starting or restarting. Retry after the time in Retry-After.',
+  },
+  // The admin API (/admin): its authorisation, and the model store's failures it passes on.
+  admin_disabled: {
+    status: 403,
+    type: 'permission_error',
+    retryable: false,
+    message:
+      'The admin API is disabled because no admin key is configured. Set SWITCHYARD_ADMIN_KEY (or admin.key in the config file) and restart, then send it as Authorization: Bearer <key>.',
+  },
+  unauthorized: {
+    status: 401,
+    type: 'authentication_error',
+    retryable: false,
+    message: 'Missing or invalid admin key. Send the configured key as Authorization: Bearer <key>.',
+  },
+  checksum_mismatch: {
+    status: 422,
+    type: 'invalid_request_error',
+    retryable: false,
+    message:
+      "The file's sha256 differs from the expected one, so nothing was stored. Check the sha256 and the source.",
+  },
+  invalid_model: {
+    status: 422,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'The file is not a usable GGUF model, so nothing was stored.',
+  },
+  pull_in_progress: {
+    status: 409,
+    type: 'invalid_request_error',
+    retryable: false,
+    message:
+      'Another process is pulling the same file into the model store. Wait for it to finish; the model then appears in GET /admin/models.',
+  },
+  pull_failed: {
+    status: 502,
+    type: 'server_error',
+    retryable: true,
+    message:
+      'The model could not be downloaded from its source. Pull again: the download resumes where it stopped.',
+  },
+  insufficient_storage: {
+    status: 507,
+    type: 'server_error',
+    // A full disk stays full: the same request fails until an operator frees space.
+    retryable: false,
+    message: "The model store's disk has no room for the file. Free space (remove models) and try again.",
   },
   shutting_down: {
     status: 503,

@@ -2,6 +2,8 @@ import { type AddressInfo, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { bindLocalTargets, hasLocalTargets } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
+import { type AdminApiOptions, registerAdminApi } from '../control/admin-api.js';
+import type { ModelStore } from '../runner/store/index.js';
 import { Supervisor } from '../runner/supervisor.js';
 import { openStore, type Store } from '../store/database.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -18,6 +20,11 @@ export interface RunnerLauncher {
 
 export interface GatewayOptions {
   readonly runner?: RunnerLauncher;
+  /**
+   * The model store the admin API manages; default: the one under $SWITCHYARD_DATA_DIR, the
+   * runner's, opened (and its code loaded) on the first admin request that needs it.
+   */
+  readonly modelStore?: () => Promise<ModelStore>;
 }
 
 export interface RunningGateway {
@@ -44,11 +51,13 @@ export async function startGateway(
   options: GatewayOptions = {},
 ): Promise<RunningGateway> {
   let runner: Supervisor | undefined;
+  let runnerUrl: string | undefined;
   if (hasLocalTargets(config)) {
     if (!options.runner)
       throw new Error('this config has local targets, but no way to start the runner was given');
     const port = config.runner.port || (await freeLoopbackPort());
-    config = bindLocalTargets(config, `http://127.0.0.1:${port}`);
+    runnerUrl = `http://127.0.0.1:${port}`;
+    config = bindLocalTargets(config, runnerUrl);
     runner = new Supervisor({
       name: 'runner',
       command: options.runner.command,
@@ -72,6 +81,16 @@ export async function startGateway(
     logger,
   };
   const app = buildGateway(context);
+  // The control plane's admin API shares the listener, in its own encapsulated plugin.
+  registerAdminApi(app, {
+    key: config.admin.key,
+    modelStore: options.modelStore ?? openLocalModelStore,
+    runner:
+      runner === undefined || runnerUrl === undefined
+        ? undefined
+        : { url: runnerUrl, ready: () => runner.state === 'ready' },
+    logger,
+  });
   try {
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (error) {
@@ -113,6 +132,10 @@ export async function startGateway(
 
   return { url: `http://${host}:${address.port}`, app, store, requestLog, runner, close };
 }
+
+/** Loaded on demand: the store's code costs the gateway memory only once the admin API uses it. */
+const openLocalModelStore: AdminApiOptions['modelStore'] = async () =>
+  (await import('../runner/local-model-store.js')).openLocalModelStore();
 
 /** A port free on loopback now; the runner binds it a moment later. */
 async function freeLoopbackPort(): Promise<number> {

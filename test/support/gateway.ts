@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { parseConfigText } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
-import { type RunningGateway, startGateway } from '../../src/gateway/runtime.js';
+import { type GatewayOptions, type RunningGateway, startGateway } from '../../src/gateway/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 
 export interface TestGateway extends RunningGateway {
@@ -15,7 +15,7 @@ export interface TestGateway extends RunningGateway {
  */
 export async function startTestGateway(
   yaml: string,
-  options: { env?: NodeJS.ProcessEnv; storePath?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; storePath?: string; gateway?: GatewayOptions } = {},
 ): Promise<TestGateway> {
   const parsed = parseConfigText(yaml, options.env ?? {});
   const config: GatewayConfig = {
@@ -30,7 +30,7 @@ export async function startTestGateway(
       callback();
     },
   });
-  const gateway = await startGateway(config, createLogger('info', sink));
+  const gateway = await startGateway(config, createLogger('info', sink), options.gateway);
   return Object.assign(gateway, { logs });
 }
 

@@ -1,0 +1,116 @@
+import type { FastifyInstance } from 'fastify';
+import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
+import type { ModelStore } from '../runner/store/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import { adminAuthorisation } from './admin-auth.js';
+import { registerAdminImportRoute } from './routes/admin-import.js';
+import { registerAdminModelRoutes } from './routes/admin-models.js';
+import { registerAdminPsRoute } from './routes/admin-ps.js';
+import { registerAdminPullRoute } from './routes/admin-pull.js';
+
+/** The supervised local runner, as the admin API sees it. */
+export interface AdminRunner {
+  /** http://127.0.0.1:port */
+  readonly url: string;
+  readonly ready: () => boolean;
+}
+
+export interface AdminApiOptions {
+  /** The admin key; undefined closes every /admin route (403). Never logged. */
+  readonly key: string | undefined;
+  /**
+   * Opens the model store, on the first request that needs it: a gateway whose admin API is
+   * never used never loads the store's code.
+   */
+  readonly modelStore: () => Promise<ModelStore>;
+  /** The runner `serve` supervises, when a model has a local target. */
+  readonly runner: AdminRunner | undefined;
+  readonly logger: Logger;
+}
+
+/** What the admin routes share. */
+export interface AdminContext {
+  readonly store: () => Promise<ModelStore>;
+  readonly runner: AdminRunner | undefined;
+  readonly logger: Logger;
+  /**
+   * Aborted when the gateway shuts down, and only then: pulls and imports outlive the request
+   * that started them (see admin-pull.ts), but not the process.
+   */
+  readonly shutdown: AbortSignal;
+}
+
+/**
+ * The admin API under /admin, as an encapsulated Fastify plugin: its authorisation stage and
+ * error handler apply to its own routes only, so the data plane's routes pay nothing for them.
+ * Routes: the model store (GET/DELETE /admin/models[/name], POST /admin/models/pull and
+ * /admin/models/import) and the runner's loaded models (GET /admin/ps).
+ *
+ * @example registerAdminApi(app, { key: config.admin.key, modelStore, runner: undefined, logger });
+ */
+export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions): void {
+  let opened: Promise<ModelStore> | undefined;
+  const store = () => {
+    opened ??= options.modelStore().catch((error: unknown) => {
+      opened = undefined; // tried again by the next request
+      throw error;
+    });
+    return opened;
+  };
+  const shutdown = new AbortController();
+  const context: AdminContext = {
+    store,
+    runner: options.runner,
+    logger: options.logger,
+    shutdown: shutdown.signal,
+  };
+
+  void app.register(
+    async (admin) => {
+      admin.addHook('onRequest', adminAuthorisation(options.key, options.logger));
+      // Clients often send Content-Type: application/json on every call, GET and DELETE too, with
+      // no body; here that is no body, where the data plane's parser answers 400.
+      admin.removeContentTypeParser('application/json');
+      admin.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+        if (body === '') {
+          done(null, undefined);
+          return;
+        }
+        try {
+          done(null, JSON.parse(body as string));
+        } catch (error) {
+          done(
+            new GatewayError(
+              'invalid_json',
+              `The request body is not valid JSON (${(error as Error).message}).`,
+            ),
+            undefined,
+          );
+        }
+      });
+      // Admin calls are not data-plane traffic: rendered here, and kept out of the request log.
+      admin.setErrorHandler((error, request, reply) => {
+        const failure = fromFrameworkError(error);
+        // Store failures are logged by their routes; only the unexpected is logged here.
+        if (failure.code === 'internal_error') {
+          options.logger.error(
+            { err: error, id: request.id, path: request.url.split('?')[0] },
+            'admin request failed',
+          );
+        }
+        if (failure.headers) void reply.headers(failure.headers);
+        void reply.code(failure.status).type('application/json').send(renderOpenAIError(failure));
+      });
+      // Before the listener closes, so a drain does not wait on a pull that takes minutes.
+      admin.addHook('preClose', (done) => {
+        shutdown.abort(new Error('the gateway is shutting down'));
+        done();
+      });
+      registerAdminModelRoutes(admin, context);
+      registerAdminPullRoute(admin, context);
+      registerAdminImportRoute(admin, context);
+      registerAdminPsRoute(admin, context);
+    },
+    { prefix: '/admin' },
+  );
+}
