@@ -119,7 +119,8 @@ export const errorCatalogue = {
     status: 400,
     type: 'invalid_request_error',
     retryable: false,
-    message: "The model's target does not offer this endpoint (for example, embeddings from a chat-only API).",
+    message:
+      "The model's target does not offer this endpoint (for example, embeddings from a chat-only API).",
   },
   upstream_error: {
     status: 502,

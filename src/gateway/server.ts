@@ -1,14 +1,20 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
+import { anthropicSurface } from '../surfaces/anthropic/surface.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestObserver } from '../telemetry/request-observer.js';
 import { requestIdFor } from './request-id.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerMessagesRoutes } from './routes/messages.js';
 import { registerModelRoutes } from './routes/models.js';
 import { registerProxyRoutes } from './routes/proxy-routes.js';
 import type { Snapshot } from './snapshot.js';
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The API surface a route speaks, so its errors render in that surface's envelope. */
+    surface?: 'anthropic';
+  }
   interface FastifyRequest {
     /** performance.now() when the request arrived. */
     startedAt: number;
@@ -111,6 +117,11 @@ export function buildGateway(context: GatewayContext): FastifyInstance {
       error_code: failure.code,
     });
     if (failure.headers) reply.headers(failure.headers);
+    if (request.routeOptions.config?.surface === 'anthropic') {
+      const { status, body } = anthropicSurface.errorResponse(failure);
+      reply.code(status).type('application/json').send(body);
+      return;
+    }
     reply.code(failure.status).type('application/json').send(renderOpenAIError(failure));
   });
 
@@ -137,10 +148,11 @@ export function buildGateway(context: GatewayContext): FastifyInstance {
   });
 
   registerProxyRoutes(app, context);
+  registerMessagesRoutes(app, context);
   registerModelRoutes(app, context);
   registerHealthRoutes(app, context);
   return app;
 }
 
 const routeHint =
-  'Endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models.';
+  'Endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models.';

@@ -1,70 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import type { TargetConfig } from '../config/types.js';
 import { renderOpenAIError } from '../errors/index.js';
 import type { ProxyRequestBody } from '../spec/openai.js';
-import { extractUsage, prepareTarget, upstreamBody, upstreamFailure } from './openai-compatible.js';
-
-function target(overrides: Partial<TargetConfig> = {}): TargetConfig {
-  return {
-    name: 'openai',
-    kind: 'openai-compatible',
-    origin: 'https://api.openai.com',
-    basePath: '/v1',
-    apiKey: 'sk-secret-key',
-    model: undefined,
-    headers: {},
-    timeouts: { connect: 1_000, firstByte: 1_000, idle: 1_000, total: 1_000 },
-    maxConnections: undefined,
-    streamUsage: true,
-    ...overrides,
-  };
-}
+import { extractUsage, upstreamBody, upstreamFailure } from './openai-compatible.js';
 
 /** The raw bytes a client sent and the body the gateway parsed from them. */
 function request(json: string): { raw: Buffer; body: ProxyRequestBody } {
   return { raw: Buffer.from(json), body: JSON.parse(json) as ProxyRequestBody };
 }
-
-/** undici's flat header list as pairs, for readable assertions. */
-function pairs(headers: readonly string[]): [string, string][] {
-  const out: [string, string][] = [];
-  for (let index = 0; index < headers.length; index += 2) out.push([headers[index]!, headers[index + 1]!]);
-  return out;
-}
-
-describe('prepareTarget', () => {
-  test('joins each endpoint path onto the base path', () => {
-    expect(prepareTarget(target()).paths).toEqual({
-      'chat/completions': '/v1/chat/completions',
-      completions: '/v1/completions',
-      embeddings: '/v1/embeddings',
-    });
-    expect(prepareTarget(target({ basePath: '' })).paths['chat/completions']).toBe('/chat/completions');
-    expect(prepareTarget(target({ basePath: '/openai/v1' })).paths.embeddings).toBe('/openai/v1/embeddings');
-  });
-
-  test('sends the key as a bearer token and custom headers with lowercased names', () => {
-    const prepared = prepareTarget(target({ headers: { 'OpenAI-Organization': 'org-1', 'X-Trace': 'on' } }));
-    expect(pairs(prepared.headers)).toEqual([
-      ['content-type', 'application/json'],
-      ['openai-organization', 'org-1'],
-      ['x-trace', 'on'],
-      ['authorization', 'Bearer sk-secret-key'],
-    ]);
-  });
-
-  test('sends no authorization header when the target has no key', () => {
-    const prepared = prepareTarget(target({ apiKey: undefined }));
-    expect(pairs(prepared.headers).map(([name]) => name)).not.toContain('authorization');
-  });
-
-  test('the prepared target is frozen, so requests cannot change it', () => {
-    const prepared = prepareTarget(target());
-    expect(Object.isFrozen(prepared)).toBe(true);
-    expect(Object.isFrozen(prepared.paths)).toBe(true);
-    expect(Object.isFrozen(prepared.headers)).toBe(true);
-  });
-});
 
 describe('upstreamBody', () => {
   const chat =

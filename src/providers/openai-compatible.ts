@@ -1,24 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TargetConfig } from '../config/types.js';
 import { GatewayError } from '../errors/index.js';
-import type { Endpoint, ProxyRequestBody, Usage } from '../spec/openai.js';
+import type { ProxyRequestBody, Usage } from '../spec/openai.js';
 import { findTopLevelValue, splice } from './json-splice.js';
 
-/**
- * The adapter for every upstream that speaks OpenAI's wire format: OpenAI itself, vLLM,
- * llama.cpp's server, Ollama's /v1, TGI, Groq, Together, Mistral, OpenRouter and the rest. They
- * differ only in configuration (URL, key, headers), so the request body is forwarded as the
- * client's bytes, with at most the model name spliced in.
- */
-export interface PreparedTarget {
-  readonly config: TargetConfig;
-  /** Upstream path for each endpoint, joined once. */
-  readonly paths: Readonly<Record<Endpoint, string>>;
-  /** Request headers as undici's flat [name, value, …] list, built once per config. */
-  readonly headers: readonly string[];
-}
-
-export function prepareTarget(config: TargetConfig): PreparedTarget {
+/** Content-Type, the configured headers, and the key as a bearer token, as undici's flat list. */
+export function openAIHeaders(config: TargetConfig): string[] {
   const headers: string[] = ['content-type', 'application/json'];
   for (const [name, value] of Object.entries(config.headers)) {
     const lower = name.toLowerCase();
@@ -29,15 +16,7 @@ export function prepareTarget(config: TargetConfig): PreparedTarget {
     headers.push(lower, value);
   }
   if (config.apiKey !== undefined) headers.push('authorization', `Bearer ${config.apiKey}`);
-  return Object.freeze({
-    config,
-    paths: Object.freeze({
-      'chat/completions': `${config.basePath}/chat/completions`,
-      completions: `${config.basePath}/completions`,
-      embeddings: `${config.basePath}/embeddings`,
-    }),
-    headers: Object.freeze(headers),
-  });
+  return headers;
 }
 
 const usageRequest = Buffer.from('{"stream_options":{"include_usage":true},');

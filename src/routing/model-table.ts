@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { ModelConfig } from '../config/types.js';
-import { type PreparedTarget, prepareTarget } from '../providers/openai-compatible.js';
+import { type PreparedTarget, prepareTarget } from '../providers/prepared-target.js';
 import type { UpstreamPools } from '../providers/upstream-pools.js';
 
 /** Where one request goes: the model entry that matched, the target chosen, the upstream's name. */

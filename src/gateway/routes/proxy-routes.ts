@@ -1,9 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../../errors/index.js';
-import type { ModelTable } from '../../routing/model-table.js';
+import type { ModelTable, Route } from '../../routing/model-table.js';
 import type { Endpoint } from '../../spec/openai.js';
+import type { ChatRequest } from '../../spec/openai-chat.js';
+import type { EmbeddingsRequest } from '../../spec/openai-embeddings.js';
+import { openAISurface } from '../../surfaces/openai.js';
 import { proxy } from '../proxy.js';
 import type { GatewayContext } from '../server.js';
+import { planChat, planEmbeddings, translatedProxy } from '../translated-proxy.js';
 import { validateRequestBody } from '../validate.js';
 
 /** The OpenAI endpoints that go upstream; they differ only in path and body rules. */
@@ -11,35 +15,77 @@ const proxiedEndpoints: readonly Endpoint[] = ['chat/completions', 'completions'
 
 export function registerProxyRoutes(app: FastifyInstance, context: GatewayContext): void {
   for (const endpoint of proxiedEndpoints) {
+    const endpointPath = `/v1/${endpoint}`;
     // Synchronous: after hijack() the proxy owns the response, so there is nothing to await.
-    app.post(`/v1/${endpoint}`, (request, reply) => {
-      // parse → plan → execute; proxy() writes the answer and reports it itself.
+    app.post(endpointPath, (request, reply) => {
+      // parse → plan → execute; the proxy writes the answer and reports it itself.
       const body = validateRequestBody(endpoint, request.body);
-      const { table } = context.snapshot;
-      const route = table.resolve(body.model);
-      if (route === undefined) throw modelNotFound(body.model, table);
-      if (route.target.config.kind === 'local' && !context.runnerReady()) {
-        throw new GatewayError(
-          'runner_unavailable',
-          `The local runner serving "${body.model}" is starting or restarting. Retry in a moment.`,
-          { headers: { 'retry-after': '1' } },
-        );
-      }
-      reply.hijack();
-      proxy({
+      const route = resolveRoute(body.model, context);
+      const common = {
         requestId: request.id,
         startedAt: request.startedAt,
         startedAtEpoch: request.startedAtEpoch,
-        endpoint,
+        endpointPath,
+        model: body.model,
         route,
-        body,
-        raw: request.rawBody!,
         pool: route.pool,
         response: reply.raw,
         observe: context.observe,
+        surface: openAISurface,
+      };
+      if (route.target.passthrough) {
+        // The upstream speaks OpenAI's schema: forward the client's bytes (ADR 0003).
+        reply.hijack();
+        proxy({ ...common, endpoint, body, raw: request.rawBody! });
+        return;
+      }
+      if (endpoint === 'completions') {
+        throw new GatewayError(
+          'unsupported_endpoint',
+          `Model "${body.model}" is served by "${route.target.config.name}" (${route.target.adapter.kind}), which has no legacy completions API; use /v1/chat/completions.`,
+          { param: 'model' },
+        );
+      }
+      if (endpoint === 'embeddings') {
+        const { upstream, encodeBase64 } = planEmbeddings(body as EmbeddingsRequest, route);
+        reply.hijack();
+        translatedProxy({
+          ...common,
+          operation: 'embeddings',
+          upstream,
+          stream: false,
+          includeUsage: false,
+          encodeBase64,
+        });
+        return;
+      }
+      const stream = body.stream === true;
+      const upstream = planChat(body as ChatRequest, route);
+      reply.hijack();
+      translatedProxy({
+        ...common,
+        operation: 'chat',
+        upstream,
+        stream,
+        includeUsage: stream && body.stream_options?.include_usage === true,
       });
     });
   }
+}
+
+/** The route for a model name: 404 listing the models, or 503 while its local runner is down. */
+export function resolveRoute(model: string, context: GatewayContext): Route {
+  const { table } = context.snapshot;
+  const route = table.resolve(model);
+  if (route === undefined) throw modelNotFound(model, table);
+  if (route.target.config.kind === 'local' && !context.runnerReady()) {
+    throw new GatewayError(
+      'runner_unavailable',
+      `The local runner serving "${model}" is starting or restarting. Retry in a moment.`,
+      { headers: { 'retry-after': '1' } },
+    );
+  }
+  return route;
 }
 
 const listedModels = 20;

@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify';
+import { request as undiciRequest } from 'undici';
+import { contentText } from '../../spec/openai-chat.js';
+import {
+  anthropicToCanonical,
+  countTokensToCanonical,
+  parseAnthropicRequest,
+  parseCountTokensRequest,
+} from '../../surfaces/anthropic/index.js';
+import { anthropicSurface } from '../../surfaces/anthropic/surface.js';
+import type { GatewayContext } from '../server.js';
+import { planChat, translatedProxy } from '../translated-proxy.js';
+import { resolveRoute } from './proxy-routes.js';
+
+/**
+ * Anthropic's Messages API as a second front door: POST /v1/messages (streamed or not) and POST
+ * /v1/messages/count_tokens, so Claude SDK clients reach any model behind Switchyard. The
+ * request is translated to canonical at the edge, routed like any other, and the answer, stream
+ * and errors come back in Anthropic's format (`surface: 'anthropic'` tells the error handler).
+ */
+export function registerMessagesRoutes(app: FastifyInstance, context: GatewayContext): void {
+  app.post('/v1/messages', { config: { surface: 'anthropic' } }, (request, reply) => {
+    // parse → plan → execute, as for OpenAI's endpoints.
+    const canonical = anthropicToCanonical(parseAnthropicRequest(request.body));
+    const route = resolveRoute(canonical.model, context);
+    const upstream = planChat(canonical, route);
+    const stream = canonical.stream === true;
+    reply.hijack();
+    translatedProxy({
+      requestId: request.id,
+      startedAt: request.startedAt,
+      startedAtEpoch: request.startedAtEpoch,
+      endpointPath: '/v1/messages',
+      model: canonical.model,
+      route,
+      pool: route.pool,
+      response: reply.raw,
+      observe: context.observe,
+      surface: anthropicSurface,
+      operation: 'chat',
+      upstream,
+      stream,
+      // Anthropic's final message_delta carries the usage, so the surface always needs it.
+      includeUsage: true,
+    });
+  });
+
+  app.post('/v1/messages/count_tokens', { config: { surface: 'anthropic' } }, async (request, reply) => {
+    const counted = parseCountTokensRequest(request.body);
+    const route = resolveRoute(counted.model, context);
+    const { config, headers } = route.target;
+    if (config.kind === 'anthropic') {
+      // Anthropic counts exactly with its own tokenizer; ask it.
+      const answer = await undiciRequest(`${config.origin}${config.basePath}/v1/messages/count_tokens`, {
+        method: 'POST',
+        dispatcher: route.pool,
+        headers: headers.concat('x-request-id', request.id),
+        body: JSON.stringify({ ...counted, model: route.upstreamModel }),
+        headersTimeout: config.timeouts.firstByte,
+        bodyTimeout: config.timeouts.idle,
+      });
+      const text = await answer.body.text();
+      if (answer.statusCode >= 300) {
+        throw route.target.adapter.failure(answer.statusCode, answer.headers, text, config.name);
+      }
+      return reply.type('application/json').send(text);
+    }
+    // Other upstreams have no counting endpoint in their API: estimate, and say so.
+    void reply.header('x-switchyard-token-count', 'estimated');
+    return { input_tokens: estimateTokens(countTokensToCanonical(counted)) };
+  });
+}
+
+/**
+ * About four characters a token, as OpenAI's and Anthropic's guides put it for English text,
+ * plus a few tokens per message for the chat template's framing. An estimate for budgeting,
+ * labelled as such in the response header; never used for billing.
+ */
+function estimateTokens(request: ReturnType<typeof countTokensToCanonical>): number {
+  let characters = 0;
+  let messages = 0;
+  for (const message of request.messages) {
+    messages++;
+    characters += contentText(message.content as Parameters<typeof contentText>[0]).length;
+    if (message.role === 'assistant') {
+      for (const call of message.tool_calls ?? []) {
+        characters += call.function.name.length + call.function.arguments.length;
+      }
+    }
+  }
+  if (request.tools !== undefined) characters += JSON.stringify(request.tools).length;
+  return Math.max(1, Math.ceil(characters / 4) + messages * 4);
+}
