@@ -25,7 +25,7 @@ Usage:
   switchyard models ls|inspect|rm|import|create-demo
       Manage the local model store; \`switchyard models\` explains each.
   switchyard runner [--port 4100] [--threads N] [--parallel 2] [--context-size 4096] [--max-queue 16]
-                    [--max-loaded-models 3] [--max-memory auto|8GiB]
+                    [--max-loaded-models 3] [--max-memory auto|8GiB] [--gpu auto|off]
       Serve the store's models over an OpenAI-compatible API on loopback (serve supervises it).
   switchyard ps [--runner URL] [--json]
       The runner's loaded models: memory, processor, slots in use, idle time, when they unload.
@@ -180,6 +180,8 @@ function runnerLauncher(): RunnerLauncher {
       // Bytes, or 'auto': the runner then takes its share of the machine it runs on.
       '--max-memory',
       String(settings.maxMemory),
+      '--gpu',
+      settings.gpu,
       ...(settings.preload.length === 0 ? [] : ['--preload', settings.preload.join(',')]),
       ...(settings.threads === undefined ? [] : ['--threads', String(settings.threads)]),
     ],

@@ -520,7 +520,12 @@ describe('local targets', () => {
       preload: [],
       maxLoadedModels: 3,
       maxMemory: 'auto',
+      gpu: 'auto',
     });
+    expect(parseConfigText('runner: { gpu: off }\n', noEnv).runner.gpu).toBe('off');
+    expect(linesOf(() => parseConfigText('runner: { gpu: cuda }\n', noEnv))).toEqual([
+      'runner.gpu: must be one of: "auto", "off"',
+    ]);
   });
 
   test('reads the runner’s lifecycle: keep_alive as Ollama does, preload and max_loaded_models', () => {

@@ -229,6 +229,7 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
       preload: raw.runner?.preload ?? [],
       maxLoadedModels: raw.runner?.max_loaded_models ?? 3,
       maxMemory: raw.runner?.max_memory ?? 'auto',
+      gpu: raw.runner?.gpu ?? 'auto',
     },
     server: {
       host: server.host ?? defaultHost,

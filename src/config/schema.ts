@@ -189,6 +189,11 @@ const runner = z
      * recently used idle one is unloaded to make room. 'auto': three quarters of the machine's.
      */
     max_memory: memoryBudget.optional(),
+    /**
+     * 'auto' (default): CUDA, Vulkan or Metal when node-llama-cpp's prebuilt binary for it loads,
+     * the CPU otherwise; 'off': always the CPU.
+     */
+    gpu: z.enum(['auto', 'off']).optional(),
   })
   .superRefine((runner, context) => {
     // Each preload beyond the budget would unload an earlier one, so the list could not be honoured.

@@ -80,6 +80,8 @@ export interface GatewayConfig {
     readonly maxLoadedModels: number;
     /** Bytes of RAM the loaded models may take together, or 'auto' for the runner's own share of the machine. */
     readonly maxMemory: number | 'auto';
+    /** 'auto' uses a GPU when a prebuilt GPU binary loads; 'off' keeps to the CPU. */
+    readonly gpu: 'auto' | 'off';
   };
   /** The admin API (/admin). */
   readonly admin: {

@@ -143,6 +143,21 @@ describe('parseSseEvent', () => {
   });
 });
 
+describe('parseSseEvent on the one-data-line shapes vendors send per token', () => {
+  test.each([
+    ['data: {"a":1}\n\n', { event: 'message', data: '{"a":1}', id: undefined }],
+    ['event: ping\ndata: {"type":"ping"}\n\n', { event: 'ping', data: '{"type":"ping"}', id: undefined }],
+    ['data: [DONE]', { event: 'message', data: '[DONE]', id: undefined }],
+    ['data:{"no":"space"}\n\n', { event: 'message', data: '{"no":"space"}', id: undefined }],
+    ['data: one\ndata: two\n\n', { event: 'message', data: 'one\ntwo', id: undefined }],
+    ['data: x\nid: 7\n\n', { event: 'message', data: 'x', id: '7' }],
+    ['event: a\r\ndata: b\r\n\r\n', { event: 'a', data: 'b', id: undefined }],
+    [': comment\ndata: x\n\n', { event: 'message', data: 'x', id: undefined }],
+  ])('%j parses as the full parser reads it', (text, expected) => {
+    expect(parseSseEvent(text)).toEqual(expected);
+  });
+});
+
 describe('encodeSseEvent', () => {
   test('writes one data line ended by a blank line', () => {
     expect(encodeSseEvent('[DONE]')).toBe('data: [DONE]\n\n');
