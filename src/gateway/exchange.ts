@@ -164,6 +164,7 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
     const { status, body } = this.call.surface.errorResponse(error);
     response.writeHead(status, {
       ...error.headers,
+      'x-should-retry': error.retryable ? 'true' : 'false',
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
       'x-request-id': this.call.requestId,

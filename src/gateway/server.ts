@@ -117,6 +117,9 @@ export function buildGateway(context: GatewayContext): FastifyInstance {
       error_code: failure.code,
     });
     if (failure.headers) reply.headers(failure.headers);
+    // The OpenAI and Anthropic SDKs retry every 5xx unless told otherwise; the catalogue knows
+    // which failures a retry can fix (a model too large for the budget is not one).
+    reply.header('x-should-retry', failure.retryable ? 'true' : 'false');
     if (request.routeOptions.config?.surface === 'anthropic') {
       const { status, body } = anthropicSurface.errorResponse(failure);
       reply.code(status).type('application/json').send(body);

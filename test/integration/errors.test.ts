@@ -224,6 +224,12 @@ describe('bad input is refused with a 4xx naming the problem', () => {
     });
   }
 
+  it('tells SDKs not to retry a request refused as invalid', async () => {
+    const { response } = await send('POST', '/v1/chat/completions', chat({ temperature: 9 }));
+    expect(response.status).toBe(400);
+    expect(response.headers.get('x-should-retry')).toBe('false');
+  });
+
   it('names the allowed methods in Allow on a 405', async () => {
     const { response } = await send('DELETE', '/v1/models');
     expect(response.headers.get('allow')).toBe('GET');
@@ -292,18 +298,21 @@ describe('upstream failures map into the catalogue', () => {
         },
       },
     });
-    const { status, body } = await send('POST', '/v1/chat/completions', chat({}));
+    const { response, status, body } = await send('POST', '/v1/chat/completions', chat({}));
     expect(status).toBe(502);
     expect(body.error.code).toBe('upstream_auth_failed');
     expect(JSON.stringify(body)).not.toContain('sk-upstream');
+    // Retrying with the same credential cannot help: SDKs that honour x-should-retry stop here.
+    expect(response.headers.get('x-should-retry')).toBe('false');
   });
 
   it('answers 502 when the upstream fails with a 5xx', async () => {
     upstream.setBehaviour({ kind: 'error', status: 503, body: { error: { message: 'overloaded' } } });
-    const { status, body } = await send('POST', '/v1/chat/completions', chat({}));
+    const { response, status, body } = await send('POST', '/v1/chat/completions', chat({}));
     expect(status).toBe(502);
     expect(body.error.code).toBe('upstream_error');
     expect(body.error.message).toContain('503');
+    expect(response.headers.get('x-should-retry')).toBe('true');
   });
 
   it('answers 502 when the upstream refuses the connection', async () => {
