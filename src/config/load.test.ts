@@ -345,7 +345,7 @@ models:
       parseConfigText('providers:\n  p: { kind: grpc, url: "http://p/v1" }\n', noEnv),
     );
     expect(lines).toEqual([
-      'providers.p.kind: must be one of: "openai-compatible", "azure-openai", "anthropic", "gemini", "ollama"',
+      'providers.p.kind: must be one of: "openai-compatible", "azure-openai", "anthropic", "gemini", "ollama", "bedrock"',
     ]);
   });
 

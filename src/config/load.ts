@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { bedrockEndpoint, environmentCredentials, regionOfEndpoint } from './aws.js';
 import {
   dataDirectory,
   defaultBodyLimit,
@@ -12,7 +13,14 @@ import {
   defaultTimeouts,
 } from './defaults.js';
 import { configSchema, defaultUrls, type RawConfig, type RawTimeouts } from './schema.js';
-import type { GatewayConfig, ModelConfig, ProviderKind, TargetConfig, Timeouts } from './types.js';
+import type {
+  AwsCredentials,
+  GatewayConfig,
+  ModelConfig,
+  ProviderKind,
+  TargetConfig,
+  Timeouts,
+} from './types.js';
 import { environmentVendors } from './vendors.js';
 
 export interface ConfigIssue {
@@ -186,14 +194,48 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
         return;
       }
       const kind = target.kind ?? provider?.kind ?? 'openai-compatible';
-      const url = new URL((target.url ?? provider?.url ?? defaultUrls[kind as ProviderKind])!);
+      let region = target.region ?? provider?.region;
+      const endpoint =
+        target.url ??
+        provider?.url ??
+        (kind === 'bedrock' && region !== undefined
+          ? bedrockEndpoint(region)
+          : defaultUrls[kind as ProviderKind]);
+      if (endpoint === undefined) {
+        issues.push({
+          path: `${path}.region`,
+          message: 'a bedrock target needs "region" (such as "us-east-1"), or "url"',
+        });
+        return;
+      }
+      const url = new URL(endpoint);
+      let apiKey = emptyToUndefined(target.api_key ?? provider?.api_key);
+      let awsCredentials: AwsCredentials | undefined;
+      if (kind === 'bedrock') {
+        // As AWS's SDKs do: a Bedrock API key in AWS_BEARER_TOKEN_BEDROCK, else SigV4 credentials.
+        apiKey ??= emptyToUndefined(env.AWS_BEARER_TOKEN_BEDROCK);
+        region ??= regionOfEndpoint(url.hostname);
+        if (apiKey === undefined) {
+          const lookup = environmentCredentials(env);
+          if (!lookup.found) {
+            issues.push({ path, message: lookup.message });
+          } else if (region === undefined) {
+            issues.push({
+              path: `${path}.region`,
+              message: `is needed to sign requests with AWS credentials, and "${url.host}" does not name one; set it, such as "us-east-1"`,
+            });
+          } else {
+            awsCredentials = lookup.credentials;
+          }
+        }
+      }
       targets.push(
         Object.freeze({
           name: target.provider ?? url.host,
           kind,
           origin: url.origin,
           basePath: url.pathname.replace(/\/+$/, ''),
-          apiKey: emptyToUndefined(target.api_key ?? provider?.api_key),
+          apiKey,
           model: target.model,
           headers: Object.freeze({ ...provider?.headers, ...target.headers }),
           timeouts: compileTimeouts(provider?.timeouts, target.timeouts),
@@ -201,6 +243,8 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
           streamUsage: target.stream_usage ?? provider?.stream_usage ?? true,
           apiVersion: target.api_version ?? provider?.api_version,
           defaultMaxTokens: target.default_max_tokens ?? provider?.default_max_tokens,
+          region,
+          awsCredentials,
         }),
       );
     });
@@ -272,6 +316,8 @@ export function localTarget(model: string | undefined, timeouts: Timeouts): Targ
     streamUsage: true,
     apiVersion: undefined,
     defaultMaxTokens: undefined,
+    region: undefined,
+    awsCredentials: undefined,
   });
 }
 

@@ -55,7 +55,14 @@ const timeouts = z.strictObject({
 });
 
 /** Wire schemas Switchyard speaks upstream; each has an adapter in src/providers (registry.ts). */
-export const providerKinds = ['openai-compatible', 'azure-openai', 'anthropic', 'gemini', 'ollama'] as const;
+export const providerKinds = [
+  'openai-compatible',
+  'azure-openai',
+  'anthropic',
+  'gemini',
+  'ollama',
+  'bedrock',
+] as const;
 /** Endpoints of kinds whose API lives at one well-known place, used when no url is given. */
 export const defaultUrls: Readonly<Partial<Record<(typeof providerKinds)[number], string>>> = {
   anthropic: 'https://api.anthropic.com',
@@ -69,14 +76,22 @@ export const targetKinds = [...providerKinds, 'local'] as const;
 const kindOptions = {
   /** azure-openai: the api-version query parameter; omitted, Azure's v1 API is used. */
   api_version: z.string().min(1).optional(),
-  /** anthropic: max_tokens when the client sends none (Anthropic requires one). */
+  /** anthropic, bedrock: max_tokens when the client sends none (Anthropic requires one). */
   default_max_tokens: z.number().int().positive().optional(),
+  /**
+   * bedrock: the AWS region. Without url the endpoint is https://bedrock-runtime.<region>.amazonaws.com;
+   * requests signed with AWS credentials carry it in their signature.
+   */
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(?:-[a-z]+)+-\d+$/, { message: 'must be an AWS region such as "us-east-1"' })
+    .optional(),
 };
 
 const provider = z
   .strictObject({
     kind: z.enum(providerKinds),
-    /** Omitted for kinds with a well-known endpoint (anthropic, gemini). */
+    /** Omitted for kinds with a well-known endpoint (anthropic, gemini; bedrock given its region). */
     url: httpUrl.optional(),
     api_key: z.string().optional(),
     headers: headers.optional(),
@@ -86,7 +101,14 @@ const provider = z
     ...kindOptions,
   })
   .superRefine((value, context) => {
-    if (value.url === undefined && !(value.kind in defaultUrls)) {
+    // Bedrock's endpoint is regional: the region stands in for the url.
+    if (value.kind === 'bedrock' && value.url === undefined && value.region === undefined) {
+      context.addIssue({
+        code: 'custom',
+        message: 'a bedrock provider needs "region" (such as "us-east-1"), or "url"',
+        path: ['region'],
+      });
+    } else if (value.url === undefined && value.kind !== 'bedrock' && !(value.kind in defaultUrls)) {
       context.addIssue({ code: 'custom', message: `a ${value.kind} provider needs "url"`, path: ['url'] });
     }
   });
@@ -115,7 +137,8 @@ const target = z
       }
       return;
     }
-    const knownEndpoint = value.kind !== undefined && value.kind in defaultUrls;
+    // A bedrock target's endpoint follows from its region, checked once the provider is known.
+    const knownEndpoint = value.kind !== undefined && (value.kind in defaultUrls || value.kind === 'bedrock');
     if (value.provider === undefined && value.url === undefined && !knownEndpoint) {
       context.addIssue({
         code: 'custom',

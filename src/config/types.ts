@@ -1,6 +1,12 @@
 /** The validated, compiled and frozen configuration the rest of Switchyard reads. */
 
-export type ProviderKind = 'openai-compatible' | 'azure-openai' | 'anthropic' | 'gemini' | 'ollama';
+export type ProviderKind =
+  | 'openai-compatible'
+  | 'azure-openai'
+  | 'anthropic'
+  | 'gemini'
+  | 'ollama'
+  | 'bedrock';
 /** `local`: a model in the local store, served by the runner that `serve` supervises. */
 export type TargetKind = ProviderKind | 'local';
 
@@ -34,8 +40,23 @@ export interface TargetConfig {
   readonly streamUsage: boolean;
   /** azure-openai: the api-version query parameter; undefined uses Azure's v1 API. */
   readonly apiVersion: string | undefined;
-  /** anthropic: max_tokens sent when the client gives none (Anthropic requires it). */
+  /** anthropic, bedrock: max_tokens sent when the client gives none (Anthropic requires it). */
   readonly defaultMaxTokens: number | undefined;
+  /** bedrock: the AWS region, part of every SigV4 signature ("us-east-1"). */
+  readonly region: string | undefined;
+  /**
+   * bedrock without api_key: the AWS credentials read from the environment when the config was
+   * compiled, for SigV4 signing. Secret: never logged, never returned to clients.
+   */
+  readonly awsCredentials: AwsCredentials | undefined;
+}
+
+/** An AWS access key, as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN give it. */
+export interface AwsCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  /** Set for temporary credentials (an assumed role, SSO); sent as x-amz-security-token. */
+  readonly sessionToken: string | undefined;
 }
 
 export interface ModelConfig {

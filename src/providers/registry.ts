@@ -2,6 +2,7 @@ import type { ProviderKind } from '../config/types.js';
 import type { ChatAdapter } from './adapter.js';
 import { anthropicAdapter } from './anthropic/index.js';
 import { azureOpenAIAdapter } from './azure-openai.js';
+import { bedrockAdapter } from './bedrock/bedrock-adapter.js';
 import { geminiAdapter } from './gemini/gemini-adapter.js';
 import { ollamaAdapter } from './ollama/ollama-adapter.js';
 import { openAICompatibleAdapter } from './openai-compatible-adapter.js';
@@ -16,6 +17,7 @@ export const adapters: Readonly<Partial<Record<ProviderKind | 'local', ChatAdapt
   anthropic: anthropicAdapter,
   gemini: geminiAdapter,
   ollama: ollamaAdapter,
+  bedrock: bedrockAdapter,
   local: openAICompatibleAdapter,
 };
 

@@ -22,6 +22,8 @@ export function createLogger(level: string, destination: pino.DestinationStream 
           '*.api_key',
           'apiKey',
           'api_key',
+          '*.awsCredentials',
+          'awsCredentials',
         ],
         censor: '[redacted]',
       },

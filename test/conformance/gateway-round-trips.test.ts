@@ -84,6 +84,7 @@ function configFor(kind: string, fixture: Fixture, origin: string): string {
   if (target.defaultMaxTokens !== undefined)
     lines.push(`        default_max_tokens: ${target.defaultMaxTokens}`);
   if (target.headers !== undefined) lines.push(`        headers: ${JSON.stringify(target.headers)}`);
+  if (target.region !== undefined) lines.push(`        region: ${JSON.stringify(target.region)}`);
   return `${lines.join('\n')}\n`;
 }
 

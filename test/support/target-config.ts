@@ -15,6 +15,8 @@ export function targetConfig(overrides: Partial<TargetConfig> = {}): TargetConfi
     streamUsage: true,
     apiVersion: undefined,
     defaultMaxTokens: undefined,
+    region: undefined,
+    awsCredentials: undefined,
     ...overrides,
   };
 }
