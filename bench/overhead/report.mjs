@@ -13,11 +13,16 @@ const budgets = {
   addedP99Microseconds: 1000,
   addedTtfbP50Microseconds: 1000,
   peakRssBytes: 150e6,
+  // Issue 4: what translating between API schemas may add to passthrough Switchyard.
+  translationCpuMicroseconds: 100,
+  translationTtfbP50Microseconds: 1000,
 };
 
 const milliseconds = (microseconds) => (microseconds / 1000).toFixed(3);
 const signedMilliseconds = (microseconds) =>
   `${microseconds >= 0 ? '+' : '−'}${milliseconds(Math.abs(microseconds))}`;
+const signedMicroseconds = (microseconds) =>
+  `${microseconds >= 0 ? '+' : '−'}${Math.abs(microseconds).toFixed(1)}`;
 const megabytes = (bytes) => (bytes / 1e6).toFixed(1);
 const dash = '—';
 
@@ -112,11 +117,18 @@ function verdict(measured, limit) {
   return measured <= limit ? 'met' : '**not met**';
 }
 
-/** One row per budget per Switchyard variant; a budget whose reference was not run says so. */
+const notMeasured = (what) => [`not measured (${what} not in this run)`, dash];
+
+/**
+ * One row per budget per passthrough Switchyard variant; a budget whose reference was not run says
+ * so. The translated variants have budgets of their own, relative to passthrough (translationRows).
+ */
 function targetRows(results, direct, nginx) {
   const rows = [];
-  const notMeasured = (what) => [`not measured (${what} not in this run)`, dash];
-  for (const target of results.targets.filter((candidate) => candidate.name.startsWith('switchyard'))) {
+  const passthrough = results.targets.filter(
+    (candidate) => candidate.name.startsWith('switchyard') && candidate.translation === undefined,
+  );
+  for (const target of passthrough) {
     const cpu = findRun(target, 16)?.proxyCpuMicrosecondsPerRequest;
     const nginxCpu = findRun(nginx, 16)?.proxyCpuMicrosecondsPerRequest;
     if (nginxCpu === undefined) {
@@ -172,13 +184,78 @@ function targetRows(results, direct, nginx) {
   return rows;
 }
 
+/**
+ * One row per translation budget per translated variant, each measured against passthrough
+ * Switchyard (`switchyard`) in the same run: gateway CPU per request, non-streaming at the
+ * connection count of the nginx CPU budget and streaming, and streaming TTFB p50.
+ */
+function translationRows(results, passthrough) {
+  const rows = [];
+  for (const target of results.targets.filter((candidate) => candidate.translation !== undefined)) {
+    const cpuBudget = `CPU per request at 16 connections ≤ passthrough + ${budgets.translationCpuMicroseconds} µs`;
+    const streamingCpuBudget = `streaming: CPU per request ≤ passthrough + ${budgets.translationCpuMicroseconds} µs`;
+    const ttfbBudget = `streaming: TTFB p50 ≤ passthrough + ${budgets.translationTtfbP50Microseconds / 1000} ms`;
+    if (passthrough === undefined) {
+      for (const budget of [cpuBudget, streamingCpuBudget, ttfbBudget]) {
+        rows.push([target.label, budget, ...notMeasured('switchyard')]);
+      }
+      continue;
+    }
+    const cpuRow = (budget, measured, reference) => {
+      if (measured === undefined || reference === undefined) return [target.label, budget, dash, dash];
+      const added = measured - reference;
+      return [
+        target.label,
+        budget,
+        `${measured.toFixed(1)} µs vs ${reference.toFixed(1)} µs = ${signedMicroseconds(added)} µs`,
+        verdict(added, budgets.translationCpuMicroseconds),
+      ];
+    };
+    rows.push(
+      cpuRow(
+        cpuBudget,
+        findRun(target, 16)?.proxyCpuMicrosecondsPerRequest,
+        findRun(passthrough, 16)?.proxyCpuMicrosecondsPerRequest,
+      ),
+    );
+    rows.push(
+      cpuRow(
+        streamingCpuBudget,
+        target.streaming.proxyCpuMicrosecondsPerRequest,
+        passthrough.streaming.proxyCpuMicrosecondsPerRequest,
+      ),
+    );
+    const ttfb = target.streaming.ttfbMicroseconds.p50;
+    const reference = passthrough.streaming.ttfbMicroseconds.p50;
+    rows.push([
+      target.label,
+      ttfbBudget,
+      `${milliseconds(ttfb)} ms vs ${milliseconds(reference)} ms = ${signedMilliseconds(ttfb - reference)} ms`,
+      verdict(ttfb - reference, budgets.translationTtfbP50Microseconds),
+    ]);
+  }
+  return rows;
+}
+
+/** A verdict table: the budget and result columns are text, left-aligned. */
+function verdictTable(rows) {
+  return table(['target', 'budget', 'measured (this run)', 'result'], rows).replace(
+    '| --- | --: | --: | --: |',
+    '| --- | --- | --: | --- |',
+  );
+}
+
 /** The section of BENCHMARKS.md for this run, markers included. */
 export function renderMarkdown(results) {
   const direct = results.targets.find((target) => target.name === 'direct');
   const nginx = results.targets.find((target) => target.name === 'nginx');
+  const passthrough = results.targets.find((target) => target.name === 'switchyard');
   const { machine, options } = results;
   const date = `${results.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
   const targets = targetRows(results, direct, nginx);
+  const translations = translationRows(results, passthrough);
+  const bodyBytes = (surface) => Buffer.byteLength(results.requestBodies[surface].nonStreaming);
+  const anthropicIn = results.targets.some((target) => target.surface === 'anthropic');
   const sections = [
     startMarker,
     '## Gateway overhead',
@@ -190,11 +267,13 @@ export function renderMarkdown(results) {
     `- Pinning: load generator and mock upstream on CPU ${results.pinning.loadGeneratorAndUpstream}, ` +
       `the proxy under test alone on CPU ${results.pinning.proxy}.`,
     `- Targets: ${results.targets.map((target) => target.label).join(', ')}; each proxies to the same ` +
-      'mock upstream (bench/overhead/mock-upstream.mjs, pre-serialised OpenAI responses).',
+      'mock upstream (bench/overhead/mock-upstream.mjs, pre-serialised OpenAI and Anthropic responses).',
     `- Non-streaming: \`wrk -t1 -cN -d${options.durationSeconds}s\` per row after a ${options.warmupSeconds} s ` +
-      'warm-up, POST /v1/chat/completions with a ' +
-      `${Buffer.byteLength(results.requestBodies.nonStreaming)}-byte body; latency percentiles from ` +
-      "wrk's histogram (1 µs resolution) via a Lua `done()` hook.",
+      `warm-up, POST /v1/chat/completions with a ${bodyBytes('openai')}-byte body` +
+      (anthropicIn
+        ? ` (POST /v1/messages with a ${bodyBytes('anthropic')}-byte body for Anthropic in)`
+        : '') +
+      "; latency percentiles from wrk's histogram (1 µs resolution) via a Lua `done()` hook.",
     `- Streaming: a node:http client, 1 keep-alive connection, ${options.streamRequests} sequential ` +
       `\`"stream": true\` requests after ${options.streamWarmupRequests} of warm-up; TTFB is request sent ` +
       'to first body bytes, end is request sent to the last byte.',
@@ -203,6 +282,17 @@ export function renderMarkdown(results) {
     '- "Added" is the target minus direct at the same connection count, so it includes the extra ' +
       'network hop a proxy cannot avoid; at 16 and 64 connections it is mostly queueing behind a ' +
       'saturated CPU, so read it together with req/s.',
+    ...(translations.length === 0
+      ? []
+      : [
+          '- Translated: "OpenAI in, Anthropic out" sends the OpenAI request to a `kind: anthropic` target ' +
+            '(the mock\'s POST /v1/messages); "Anthropic in, OpenAI out" posts the same question as an ' +
+            "Anthropic Messages request to Switchyard's /v1/messages, with an OpenAI-compatible target. The " +
+            "mock's Anthropic answers carry the same text, stream pieces and token counts in as many writes " +
+            'as its OpenAI ones; the translation budgets compare each with passthrough switchyard. CPU ' +
+            `is counted in 1/${machine.clockTicksPerSecond} s ticks, so a streaming difference moves in steps of ` +
+            `${(1e6 / machine.clockTicksPerSecond / (options.streamRequests + options.streamWarmupRequests)).toFixed(1)} µs.`,
+        ]),
     '',
     '### Non-streaming',
     '',
@@ -217,15 +307,10 @@ export function renderMarkdown(results) {
     sections.push('### Memory', '', memoryTable(results), '');
   }
   if (targets.length > 0) {
-    sections.push(
-      '### Targets',
-      '',
-      table(['target', 'budget', 'measured (this run)', 'result'], targets).replace(
-        '| --- | --: | --: | --: |',
-        '| --- | --- | --: | --- |',
-      ),
-      '',
-    );
+    sections.push('### Targets', '', verdictTable(targets), '');
+  }
+  if (translations.length > 0) {
+    sections.push('### Translation', '', verdictTable(translations), '');
   }
   if (results.warnings.length > 0) {
     sections.push('### Warnings', '', ...results.warnings.map((warning) => `- ${warning}`), '');

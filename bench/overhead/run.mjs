@@ -8,7 +8,8 @@
 //   BENCH_DURATION         seconds per wrk run (default 10)
 //   BENCH_WARMUP           seconds of warm-up per target before measuring (default 2)
 //   BENCH_STREAM_REQUESTS  streaming requests per target (default 2000, after 200 of warm-up)
-//   BENCH_TARGETS          comma list, subset of direct,nginx,node-floor,switchyard,switchyard-rewrite
+//   BENCH_TARGETS          comma list, subset of direct,nginx,node-floor,switchyard,switchyard-rewrite,
+//                          switchyard-to-anthropic,switchyard-from-anthropic (default: all)
 //   BENCH_NO_WRITE=1       print the results but leave BENCHMARKS.md alone
 //   BENCH_PROFILE=1        afterwards, run Switchyard once more under --cpu-prof for a 16-connection
 //                          run, leaving a .cpuprofile in bench/.out
@@ -53,14 +54,81 @@ const connectionCounts = [1, 16, 64];
 const streamWarmupRequests = 200;
 const upstreamModel = 'bench-model';
 
-const allTargets = ['direct', 'nginx', 'node-floor', 'switchyard', 'switchyard-rewrite'];
-const targetLabels = {
-  direct: 'direct',
-  nginx: 'nginx',
-  'node-floor': 'node floor (bare node:http + undici)',
-  switchyard: 'switchyard',
-  'switchyard-rewrite': 'switchyard (model rewrite)',
+/**
+ * The API surfaces a client can speak: the path it posts to, the headers its SDK sends, the body
+ * (the same question in each format) and the text a complete stream ends with.
+ */
+const surfaces = {
+  openai: {
+    path: '/v1/chat/completions',
+    headers: { authorization: 'Bearer bench-client-key' },
+    streamEnd: 'data: [DONE]',
+    bodies(model) {
+      const base = {
+        model,
+        messages: [
+          { role: 'system', content: 'You are helpful.' },
+          { role: 'user', content: 'Say hello in three words.' },
+        ],
+        max_tokens: 16,
+      };
+      return {
+        nonStreaming: JSON.stringify(base),
+        streaming: JSON.stringify({ ...base, stream: true, stream_options: { include_usage: true } }),
+      };
+    },
+  },
+  anthropic: {
+    path: '/v1/messages',
+    headers: { 'x-api-key': 'bench-client-key', 'anthropic-version': '2023-06-01' },
+    streamEnd: 'event: message_stop\ndata: {"type":"message_stop"}',
+    bodies(model) {
+      const base = {
+        model,
+        max_tokens: 16,
+        system: 'You are helpful.',
+        messages: [{ role: 'user', content: 'Say hello in three words.' }],
+      };
+      return { nonStreaming: JSON.stringify(base), streaming: JSON.stringify({ ...base, stream: true }) };
+    },
+  },
 };
+
+/**
+ * Every target, in the order they run (direct first, as every other target is compared with it,
+ * and passthrough Switchyard before the translated ones, which are compared with it). `surface`
+ * is what the client speaks; `switchyard` says how that Switchyard is configured: `upstream` is
+ * its target's kind, `alias` gives the model a client-side name that differs from the upstream's.
+ * `translation` marks a target whose client and upstream speak different schemas.
+ */
+const targets = {
+  direct: { label: 'direct', surface: 'openai' },
+  nginx: { label: 'nginx', surface: 'openai' },
+  'node-floor': { label: 'node floor (bare node:http + undici)', surface: 'openai' },
+  switchyard: {
+    label: 'switchyard',
+    surface: 'openai',
+    switchyard: { upstream: 'openai-compatible', alias: false },
+  },
+  'switchyard-rewrite': {
+    label: 'switchyard (model rewrite)',
+    surface: 'openai',
+    switchyard: { upstream: 'openai-compatible', alias: true },
+  },
+  'switchyard-to-anthropic': {
+    label: 'switchyard (OpenAI in, Anthropic out)',
+    surface: 'openai',
+    switchyard: { upstream: 'anthropic', alias: false },
+    translation: 'openai → anthropic',
+  },
+  'switchyard-from-anthropic': {
+    label: 'switchyard (Anthropic in, OpenAI out)',
+    surface: 'anthropic',
+    switchyard: { upstream: 'openai-compatible', alias: false },
+    translation: 'anthropic → openai',
+  },
+};
+const allTargets = Object.keys(targets);
 
 class BenchError extends Error {}
 
@@ -75,12 +143,12 @@ function positiveInteger(name, fallback) {
 }
 
 function readOptions() {
-  const targets = (process.env.BENCH_TARGETS ?? allTargets.join(','))
+  const chosen = (process.env.BENCH_TARGETS ?? allTargets.join(','))
     .split(',')
     .map((name) => name.trim())
     .filter(Boolean);
-  const unknown = targets.filter((name) => !allTargets.includes(name));
-  if (unknown.length > 0 || targets.length === 0) {
+  const unknown = chosen.filter((name) => !allTargets.includes(name));
+  if (unknown.length > 0 || chosen.length === 0) {
     throw new BenchError(
       `BENCH_TARGETS: unknown "${unknown.join(', ')}"; choose from ${allTargets.join(', ')}`,
     );
@@ -90,24 +158,9 @@ function readOptions() {
     warmupSeconds: positiveInteger('BENCH_WARMUP', 2),
     streamRequests: positiveInteger('BENCH_STREAM_REQUESTS', 2000),
     // Keep the order of allTargets: direct first, as every other target is compared with it.
-    targets: allTargets.filter((name) => targets.includes(name)),
+    targets: allTargets.filter((name) => chosen.includes(name)),
     write: process.env.BENCH_NO_WRITE !== '1',
     profile: process.env.BENCH_PROFILE === '1',
-  };
-}
-
-function requestBodies(model) {
-  const base = {
-    model,
-    messages: [
-      { role: 'system', content: 'You are helpful.' },
-      { role: 'user', content: 'Say hello in three words.' },
-    ],
-    max_tokens: 16,
-  };
-  return {
-    nonStreaming: JSON.stringify(base),
-    streaming: JSON.stringify({ ...base, stream: true, stream_options: { include_usage: true } }),
   };
 }
 
@@ -181,7 +234,7 @@ async function runToCompletion({ name, command, args, env, logPath }) {
   return stdout;
 }
 
-async function runWrk({ url, connections, seconds, body, logPath }) {
+async function runWrk({ url, surface, connections, seconds, body, logPath }) {
   const stdout = await runToCompletion({
     name: 'wrk',
     command: 'wrk',
@@ -192,9 +245,15 @@ async function runWrk({ url, connections, seconds, body, logPath }) {
       '--latency',
       '-s',
       path.join(here, 'wrk-post.lua'),
-      `${url}/v1/chat/completions`,
+      url,
     ],
-    env: { BENCH_BODY: body },
+    env: {
+      BENCH_PATH: surface.path,
+      BENCH_BODY: body,
+      BENCH_HEADERS: Object.entries(surface.headers)
+        .map(([name, value]) => `${name}: ${value}`)
+        .join('\n'),
+    },
     logPath,
   });
   const line = stdout.split('\n').find((text) => text.startsWith('BENCH_RESULT '));
@@ -202,13 +261,20 @@ async function runWrk({ url, connections, seconds, body, logPath }) {
   return JSON.parse(line.slice('BENCH_RESULT '.length));
 }
 
-async function runStreamClient({ url, body, requests, logPath }) {
+async function runStreamClient({ url, surface, body, requests, logPath }) {
   const stdout = await runToCompletion({
     name: 'stream client',
     command: process.execPath,
     args: [
       path.join(here, 'stream-client.mjs'),
-      JSON.stringify({ url: `${url}/v1/chat/completions`, body, warmup: streamWarmupRequests, requests }),
+      JSON.stringify({
+        url: `${url}${surface.path}`,
+        body,
+        headers: surface.headers,
+        endMarker: surface.streamEnd,
+        warmup: streamWarmupRequests,
+        requests,
+      }),
     ],
     logPath,
   });
@@ -323,11 +389,14 @@ async function startNodeFloor(temporary, mockUrl) {
   return { handle, url, model: upstreamModel };
 }
 
-async function startSwitchyard(temporary, mockUrl, { name, alias, nodeOptions = [] }) {
+async function startSwitchyard(temporary, mockUrl, { name, upstream, alias, nodeOptions = [] }) {
   const directory = path.join(temporary, name);
   mkdirSync(directory, { recursive: true });
   const port = await freePort();
   const model = alias ? 'bench-alias' : upstreamModel;
+  // Anthropic's url is the origin (the adapter adds /v1/messages); an OpenAI-compatible one ends in /v1.
+  const target =
+    upstream === 'anthropic' ? `- kind: anthropic\n        url: ${mockUrl}` : `- url: ${mockUrl}/v1`;
   const configPath = path.join(directory, 'switchyard.yaml');
   writeFileSync(
     configPath,
@@ -339,7 +408,7 @@ store:
 models:
   - name: ${model}
     targets:
-      - url: ${mockUrl}/v1
+      ${target}
         api_key: bench-key
         model: ${upstreamModel}
 `,
@@ -376,60 +445,127 @@ function targetStarter(name, temporary, mockUrl) {
       return () => startNginx(temporary, mockUrl);
     case 'node-floor':
       return () => startNodeFloor(temporary, mockUrl);
-    case 'switchyard':
-      return () => startSwitchyard(temporary, mockUrl, { name, alias: false });
-    case 'switchyard-rewrite':
-      return () => startSwitchyard(temporary, mockUrl, { name, alias: true });
+    default:
+      return () => startSwitchyard(temporary, mockUrl, { name, ...targets[name].switchyard });
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
+/** A body's JSON, or undefined when it is not JSON (the caller reports the body itself). */
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What preflight reads from each surface's answers: whether a whole answer is well formed, and a
+ * stream's events, text and usage. An answer that is not in the client's own format (an error
+ * envelope, the upstream's format passed through untranslated) fails here.
+ */
+const answerReaders = {
+  openai: {
+    answer: (parsed) => ({
+      ok: Array.isArray(parsed?.choices) && typeof parsed?.usage?.total_tokens === 'number',
+      text: parsed?.choices?.[0]?.message?.content,
+    }),
+    stream(body) {
+      const events = body.split('\n\n').filter((event) => event.startsWith('data: '));
+      const chunks = events
+        .filter((event) => event !== 'data: [DONE]')
+        .map((event) => parseJson(event.slice('data: '.length)));
+      return {
+        events: events.length,
+        ended: events.at(-1) === surfaces.openai.streamEnd,
+        wellFormed: chunks.every((chunk) => Array.isArray(chunk?.choices)),
+        text: chunks.map((chunk) => chunk?.choices?.[0]?.delta?.content ?? '').join(''),
+        usage: chunks.some(
+          (chunk) => chunk?.choices?.length === 0 && typeof chunk?.usage?.total_tokens === 'number',
+        ),
+      };
+    },
+  },
+  anthropic: {
+    answer: (parsed) => ({
+      ok:
+        parsed?.type === 'message' &&
+        Array.isArray(parsed?.content) &&
+        typeof parsed?.usage?.input_tokens === 'number' &&
+        typeof parsed?.usage?.output_tokens === 'number',
+      text: parsed?.content
+        ?.filter?.((block) => block?.type === 'text')
+        .map((block) => block.text)
+        .join(''),
+    }),
+    stream(body) {
+      const events = body.split('\n\n').filter((event) => event.trim() !== '');
+      // Each event is "event: <type>" then "data: <json>" whose type repeats the event's.
+      const parsed = events.map((event) => {
+        const name = event.match(/^event: (.+)$/m)?.[1];
+        const data = parseJson(event.match(/^data: (.+)$/m)?.[1] ?? '');
+        return data?.type === name ? data : undefined;
+      });
+      const types = parsed.map((data) => data?.type);
+      return {
+        events: events.length,
+        ended: types[0] === 'message_start' && events.at(-1) === surfaces.anthropic.streamEnd,
+        wellFormed: !types.includes(undefined),
+        text: parsed
+          .filter((data) => data?.type === 'content_block_delta' && data.delta?.type === 'text_delta')
+          .map((data) => data.delta.text)
+          .join(''),
+        usage: parsed.some(
+          (data) => data?.type === 'message_delta' && typeof data.usage?.output_tokens === 'number',
+        ),
+      };
+    },
+  },
+};
+
 /** One request of each kind, checked, so that no run measures an error path by mistake. */
-async function preflight(label, url, bodies) {
-  const headers = { 'content-type': 'application/json', authorization: 'Bearer bench-client-key' };
-  const plain = await httpRequest(`${url}/v1/chat/completions`, {
+async function preflight(label, url, surfaceName, bodies) {
+  const surface = surfaces[surfaceName];
+  const reader = answerReaders[surfaceName];
+  const headers = { 'content-type': 'application/json', ...surface.headers };
+  const plain = await httpRequest(`${url}${surface.path}`, {
     method: 'POST',
     headers,
     body: bodies.nonStreaming,
   });
-  let parsed;
-  try {
-    parsed = JSON.parse(plain.body);
-  } catch {
-    // reported below
-  }
-  if (
-    plain.status !== 200 ||
-    !Array.isArray(parsed?.choices) ||
-    typeof parsed?.usage?.total_tokens !== 'number'
-  ) {
+  const parsed = parseJson(plain.body);
+  const answer = reader.answer(parsed);
+  if (plain.status !== 200 || !answer.ok || typeof answer.text !== 'string' || answer.text === '') {
     throw new BenchError(
       `${label}: non-streaming preflight got ${plain.status}: ${plain.body.slice(0, 500)}`,
     );
   }
-  const stream = await httpRequest(`${url}/v1/chat/completions`, {
+  const stream = await httpRequest(`${url}${surface.path}`, {
     method: 'POST',
     headers,
     body: bodies.streaming,
   });
-  const events = stream.body.split('\n\n').filter((event) => event.startsWith('data: '));
+  const streamed = reader.stream(stream.body);
   if (
     stream.status !== 200 ||
     !String(stream.headers['content-type']).startsWith('text/event-stream') ||
-    events.at(-1) !== 'data: [DONE]'
+    !streamed.ended ||
+    !streamed.wellFormed ||
+    streamed.text === ''
   ) {
     throw new BenchError(`${label}: streaming preflight got ${stream.status}: ${stream.body.slice(0, 500)}`);
   }
   return {
     responseModel: parsed.model,
+    answerText: answer.text,
     nonStreamingResponseBytes: Buffer.byteLength(plain.body),
-    streamingEvents: events.length,
+    streamingEvents: streamed.events,
+    streamingText: streamed.text,
     streamingResponseBytes: Buffer.byteLength(stream.body),
-    streamingUsageChunk: events.some(
-      (event) => event.includes('"choices":[]') && event.includes('"usage":{'),
-    ),
+    streamingUsage: streamed.usage,
   };
 }
 
@@ -510,20 +646,22 @@ function assertAlive(handles) {
 }
 
 async function measureTarget({ name, start, mock, options, temporary, warnings }) {
-  const label = targetLabels[name];
+  const { label, surface: surfaceName, translation } = targets[name];
+  const surface = surfaces[surfaceName];
   const logPath = path.join(temporary, `${name}-load.log`);
   process.stdout.write(`\n== ${label}\n`);
   const proxy = await start();
   try {
-    const bodies = requestBodies(proxy.model);
-    const check = await preflight(label, proxy.url, bodies);
-    if (!check.streamingUsageChunk) warnings.push(`${label}: the stream carried no usage chunk`);
+    const bodies = surface.bodies(proxy.model);
+    const check = await preflight(label, proxy.url, surfaceName, bodies);
+    if (!check.streamingUsage) warnings.push(`${label}: the stream carried no usage`);
     const usage = () => snapshot(proxy.handle?.pid);
     const memoryBefore = usage().proxy;
 
     process.stdout.write(`warm-up ${options.warmupSeconds} s at 16 connections\n`);
     await runWrk({
       url: proxy.url,
+      surface,
       connections: 16,
       seconds: options.warmupSeconds,
       body: bodies.nonStreaming,
@@ -535,6 +673,7 @@ async function measureTarget({ name, start, mock, options, temporary, warnings }
       const before = usage();
       const wrk = await runWrk({
         url: proxy.url,
+        surface,
         connections,
         seconds: options.durationSeconds,
         body: bodies.nonStreaming,
@@ -567,6 +706,7 @@ async function measureTarget({ name, start, mock, options, temporary, warnings }
     const before = usage();
     const client = await runStreamClient({
       url: proxy.url,
+      surface,
       body: bodies.streaming,
       requests: options.streamRequests,
       logPath,
@@ -600,6 +740,8 @@ async function measureTarget({ name, start, mock, options, temporary, warnings }
     return {
       name,
       label,
+      surface: surfaceName,
+      translation,
       preflight: check,
       pids: memoryAfter?.pids,
       nonStreaming,
@@ -625,17 +767,20 @@ async function measureTarget({ name, start, mock, options, temporary, warnings }
 
 async function profileSwitchyard({ name, temporary, mockUrl, options, stamp }) {
   const profileName = `${name}-c16-${stamp}.cpuprofile`;
-  process.stdout.write(`\n== profiling ${targetLabels[name]} (--cpu-prof, 16 connections)\n`);
+  const { label, surface: surfaceName, switchyard } = targets[name];
+  const surface = surfaces[surfaceName];
+  process.stdout.write(`\n== profiling ${label} (--cpu-prof, 16 connections)\n`);
   const proxy = await startSwitchyard(temporary, mockUrl, {
     name: `${name}-profile`,
-    alias: name === 'switchyard-rewrite',
+    ...switchyard,
     nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${outputDirectory}`, `--cpu-prof-name=${profileName}`],
   });
   try {
-    const body = requestBodies(proxy.model).nonStreaming;
+    const body = surface.bodies(proxy.model).nonStreaming;
     const logPath = path.join(temporary, `${name}-profile-load.log`);
-    await runWrk({ url: proxy.url, connections: 16, seconds: options.warmupSeconds, body, logPath });
-    await runWrk({ url: proxy.url, connections: 16, seconds: options.durationSeconds, body, logPath });
+    const run = { url: proxy.url, surface, connections: 16, body, logPath };
+    await runWrk({ ...run, seconds: options.warmupSeconds });
+    await runWrk({ ...run, seconds: options.durationSeconds });
   } finally {
     await stopProcess(proxy.handle);
   }
@@ -653,7 +798,7 @@ async function profileSwitchyard({ name, temporary, mockUrl, options, stamp }) {
 
 async function main() {
   const options = readOptions();
-  const wantsSwitchyard = options.targets.some((name) => name.startsWith('switchyard'));
+  const wantsSwitchyard = options.targets.some((name) => targets[name].switchyard !== undefined);
   if ((wantsSwitchyard || options.profile) && !existsSync(gatewayEntry)) {
     throw new BenchError(
       `${path.relative(repositoryRoot, gatewayEntry)} is missing: run "npm run build" first ` +
@@ -679,7 +824,12 @@ async function main() {
     options: { ...options, connectionCounts, streamWarmupRequests },
     machine: describeMachine(),
     pinning: { loadGeneratorAndUpstream: loadCpu, proxy: proxyCpu },
-    requestBodies: requestBodies(upstreamModel),
+    requestBodies: Object.fromEntries(
+      Object.entries(surfaces).map(([name, surface]) => [
+        name,
+        { path: surface.path, ...surface.bodies(upstreamModel) },
+      ]),
+    ),
     targets: [],
     warnings: [],
     profiles: [],
@@ -705,7 +855,7 @@ async function main() {
       );
     }
     if (options.profile) {
-      for (const name of options.targets.filter((target) => target.startsWith('switchyard'))) {
+      for (const name of options.targets.filter((target) => targets[target].switchyard !== undefined)) {
         results.profiles.push(
           await profileSwitchyard({ name, temporary, mockUrl: mock.url, options, stamp }),
         );

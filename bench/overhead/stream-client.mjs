@@ -3,7 +3,10 @@
 // user feels) and to its end. wrk cannot see inside a response, so this is plain node:http.
 //
 // Run: node bench/overhead/stream-client.mjs '<json options>'
-//   options: { url, body, warmup, requests }
+//   options: { url, body, headers, endMarker, warmup, requests }
+//   url includes the path; headers are added to the JSON content type; endMarker is the text a
+//   complete stream ends with ("data: [DONE]" for OpenAI's format, the message_stop event for
+//   Anthropic's).
 // Prints one JSON line: { requests, errors, firstError, ttfbMicroseconds, totalMicroseconds }.
 
 import http from 'node:http';
@@ -22,11 +25,13 @@ const requestOptions = {
   headers: {
     'content-type': 'application/json',
     'content-length': body.length,
-    authorization: 'Bearer bench-client-key',
     accept: 'text/event-stream',
+    ...options.headers,
   },
 };
-const doneMarker = 'data: [DONE]';
+const endMarker = options.endMarker;
+// Only the end matters for validation; keeping a short tail avoids holding the stream.
+const tailLength = endMarker.length + 64;
 
 /** Sends one streaming request; resolves to [ttfb, total] in nanoseconds, or an Error. */
 function timeOne() {
@@ -37,15 +42,14 @@ function timeOne() {
       let tail = '';
       response.on('data', (chunk) => {
         if (firstByteAt === 0n) firstByteAt = process.hrtime.bigint();
-        // Only the end matters for validation; keeping a short tail avoids holding the stream.
-        tail = (tail + chunk.toString('latin1')).slice(-64);
+        tail = (tail + chunk.toString('latin1')).slice(-tailLength);
       });
       response.on('end', () => {
         const endAt = process.hrtime.bigint();
         if (response.statusCode !== 200) {
           resolve(new Error(`status ${response.statusCode}: ${tail}`));
-        } else if (!tail.trimEnd().endsWith(doneMarker)) {
-          resolve(new Error(`stream did not end with "${doneMarker}": ...${tail}`));
+        } else if (!tail.trimEnd().endsWith(endMarker)) {
+          resolve(new Error(`stream did not end with ${JSON.stringify(endMarker)}: ...${tail}`));
         } else {
           resolve([firstByteAt - sentAt, endAt - sentAt]);
         }

@@ -2,12 +2,19 @@
 -- summary at the end, because wrk's own report is for reading (two decimal places in a unit it
 -- picks per line) and gives only fixed percentiles.
 --
--- The body comes from BENCH_BODY so that one script serves every target.
+-- The path, body and headers come from the environment so that one script serves every target
+-- and both API surfaces:
+--   BENCH_PATH     request path, e.g. /v1/messages (default: the path in wrk's URL)
+--   BENCH_BODY     request body
+--   BENCH_HEADERS  extra headers, one "Name: value" per line
 
 wrk.method = "POST"
+wrk.path = os.getenv("BENCH_PATH") or wrk.path
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench-client-key"
+for name, value in string.gmatch(os.getenv("BENCH_HEADERS") or "", "([^:\n]+):%s*([^\n]*)") do
+  wrk.headers[name] = value
+end
 
 function done(summary, latency, requests)
   local errors = summary.errors

@@ -3,21 +3,28 @@
 // 2048 tokens of context each, temperature 0, 128 tokens a request).
 //
 // Measures, for 1, 2, 4 and 8 concurrent requests: aggregate generated tokens/s and the median
-// time to first token. Then the first request's time to first token on a cold runner, on a
-// preloaded one, and a warm request's. Writes its section of BENCHMARKS.md.
+// time to first token. Direct and Switchyard runs alternate (direct, Switchyard, direct, …), so
+// both sides see the same moments of a noisy shared machine; each figure is the median over the
+// alternations. Then the first request's time to first token on a cold runner, on a preloaded
+// one, and a warm request's. Writes its section of BENCHMARKS.md.
 //
-// Options (environment): BENCH_ROUNDS (requests per client per concurrency, default 3),
-// BENCH_NO_WRITE=1 (print only).
+// The HTTP client is node:http reading raw chunks, not fetch: on two cores the client competes
+// with the runner for CPU, and fetch's web streams cost it several times more per event.
+//
+// Options (environment): BENCH_ROUNDS (alternations per concurrency, default 5; each client makes
+// 2 requests per alternation), BENCH_NO_WRITE=1 (print only).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(root, 'dist/cli/main.js');
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const requestsPerRound = 2;
 const concurrencies = [1, 2, 4, 8];
 const settings = { threads: 1, parallel: 8, contextSize: 2048, maxTokens: 128 };
 const prompt = [{ role: 'user', content: 'Tell me a long story about a family and their animal.' }];
@@ -48,7 +55,7 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 // ---------------------------------------------------------------------------------------------
 // Direct: node-llama-cpp with the same settings, no HTTP.
 
-async function direct(modelPath) {
+async function loadDirect(modelPath) {
   const { getLlama, LlamaChat, resolveChatWrapper } = await import('node-llama-cpp');
   const llama = await getLlama({ build: 'never', gpu: false });
   const model = await llama.loadModel({ modelPath });
@@ -87,11 +94,11 @@ async function direct(modelPath) {
     return { tokens, ttft: first ?? Number.NaN };
   };
   await one(0); // warm-up
-  const results = {};
-  for (const concurrency of concurrencies) results[concurrency] = await measure(concurrency, one);
-  await context.dispose();
-  await model.dispose();
-  return results;
+  const close = async () => {
+    await context.dispose();
+    await model.dispose();
+  };
+  return { one, close };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,39 +146,43 @@ async function startServe(name, preload) {
   return { url, child };
 }
 
-async function streamOnce(url) {
-  const started = performance.now();
-  const response = await fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'bench',
-      messages: prompt,
-      max_tokens: settings.maxTokens,
-      temperature: 0,
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** One streamed request; finds the first token and the usage by searching the raw text. */
+function streamOnce(url) {
+  const body = JSON.stringify({
+    model: 'bench',
+    messages: prompt,
+    max_tokens: settings.maxTokens,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
   });
-  if (response.status !== 200) throw new Error(`HTTP ${response.status}: ${await response.text()}`);
-  let first;
-  let tokens = 0;
-  let buffered = '';
-  const decoder = new TextDecoder();
-  for await (const chunk of response.body) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let boundary = buffered.indexOf('\n\n');
-    while (boundary !== -1) {
-      const event = buffered.slice(0, boundary);
-      buffered = buffered.slice(boundary + 2);
-      boundary = buffered.indexOf('\n\n');
-      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-      const data = JSON.parse(event.slice(6));
-      if (first === undefined && data.choices[0]?.delta?.content) first = performance.now() - started;
-      if (data.usage) tokens = data.usage.completion_tokens;
-    }
-  }
-  return { tokens, ttft: first ?? Number.NaN };
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      `${url}/v1/chat/completions`,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+      (response) => {
+        let first;
+        let tail = '';
+        response.setEncoding('utf8');
+        response.on('data', (text) => {
+          // The role chunk's content is empty; the first non-empty content is the first token.
+          if (first === undefined && /"content":"[^"]/.test(text)) first = performance.now() - started;
+          tail = (tail + text).slice(-1000);
+        });
+        response.on('end', () => {
+          if (response.statusCode !== 200) return reject(new Error(`HTTP ${response.statusCode}: ${tail}`));
+          const tokens = Number(/"completion_tokens":(\d+)/.exec(tail)?.[1] ?? Number.NaN);
+          resolve({ tokens, ttft: first ?? Number.NaN });
+        });
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
 }
 
 async function measure(concurrency, one) {
@@ -180,7 +191,7 @@ async function measure(concurrency, one) {
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, client) => {
-      for (let round = 0; round < rounds; round++) {
+      for (let request = 0; request < requestsPerRound; request++) {
         const result = await one(client);
         tokens += result.tokens;
         ttfts.push(result.ttft);
@@ -188,7 +199,24 @@ async function measure(concurrency, one) {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  return { tokensPerSecond: tokens / seconds, ttftMs: median(ttfts), tokens };
+  return { tokensPerSecond: tokens / seconds, ttfts };
+}
+
+/** Alternates the two sides `rounds` times; medians of throughput and time to first token. */
+async function compare(concurrency, directOne, switchyardOne) {
+  const sides = { direct: { rates: [], ttfts: [] }, switchyard: { rates: [], ttfts: [] } };
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, one] of [
+      ['direct', directOne],
+      ['switchyard', switchyardOne],
+    ]) {
+      const result = await measure(concurrency, one);
+      sides[name].rates.push(result.tokensPerSecond);
+      sides[name].ttfts.push(...result.ttfts);
+    }
+  }
+  const summary = (side) => ({ tokensPerSecond: median(side.rates), ttftMs: median(side.ttfts) });
+  return { direct: summary(sides.direct), switchyard: summary(sides.switchyard) };
 }
 
 async function stop(child) {
@@ -203,24 +231,36 @@ async function main() {
   const manifest = JSON.parse(await output(run(['models', 'inspect', 'demo:small'])));
   const modelPath = path.join(temporary, 'models', 'blobs', manifest.digest.replace(':', '-'));
 
-  process.stdout.write('== direct (node-llama-cpp)\n');
-  const directResults = await direct(modelPath);
+  process.stdout.write('== direct (node-llama-cpp) loaded in this process\n');
+  const direct = await loadDirect(modelPath);
 
   process.stdout.write('== switchyard (cold runner: first request loads the model)\n');
   const cold = await startServe('cold', false);
   const coldFirst = await streamOnce(cold.url);
-  const warm = await streamOnce(cold.url);
+  // A warm request's time to first token: the median of a few, as one sample is noise here.
+  const warmTtfts = [];
+  for (let request = 0; request < 5; request++) warmTtfts.push((await streamOnce(cold.url)).ttft);
+  const warm = { ttft: median(warmTtfts) };
+  const directResults = {};
   const switchyardResults = {};
   for (const concurrency of concurrencies) {
-    process.stdout.write(`   ${concurrency} concurrent\n`);
-    switchyardResults[concurrency] = await measure(concurrency, () => streamOnce(cold.url));
+    process.stdout.write(`   ${concurrency} concurrent, direct and Switchyard alternating\n`);
+    const result = await compare(concurrency, direct.one, () => streamOnce(cold.url));
+    directResults[concurrency] = result.direct;
+    switchyardResults[concurrency] = result.switchyard;
   }
   await stop(cold.child);
+  await direct.close();
 
   process.stdout.write('== switchyard (preloaded runner)\n');
-  const preloaded = await startServe('preloaded', true);
-  const preloadedFirst = await streamOnce(preloaded.url);
-  await stop(preloaded.child);
+  // Each start gives one first request; the median of three starts.
+  const preloadedTtfts = [];
+  for (let start = 0; start < 3; start++) {
+    const preloaded = await startServe(`preloaded-${start}`, true);
+    preloadedTtfts.push((await streamOnce(preloaded.url)).ttft);
+    await stop(preloaded.child);
+  }
+  const preloadedFirst = { ttft: median(preloadedTtfts) };
 
   const rows = concurrencies.map((concurrency) => {
     const a = directResults[concurrency];
@@ -240,8 +280,9 @@ Generated by \`npm run bench:runner\` (bench/runner/run.mjs) on ${new Date().toI
 
 - Machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} CPUs; Node ${process.version}; node-llama-cpp with the CPU binary.
 - Model: the small demo model (${(manifest.metadata.parameter_count / 1e6).toFixed(1)} M parameters, Q8_0, random weights).
-- Settings, the same for both: ${settings.threads} thread, ${settings.parallel} sequences of ${settings.contextSize} tokens, temperature 0, at most ${settings.maxTokens} tokens a request, ${rounds} requests per client.
-- Direct: node-llama-cpp's LlamaChat on one context, in-process. Switchyard: \`serve\` → supervised runner, streamed over HTTP with usage.
+- Settings, the same for both: ${settings.threads} thread, ${settings.parallel} sequences of ${settings.contextSize} tokens, temperature 0, at most ${settings.maxTokens} tokens a request.
+- Direct: node-llama-cpp's LlamaChat on one context, in-process. Switchyard: \`serve\` → supervised runner, streamed over HTTP with usage, read by a node:http client.
+- The two sides alternate ${rounds} times per concurrency (${requestsPerRound} requests per client each time); figures are medians over the alternations.
 
 | concurrent requests | direct tok/s | Switchyard tok/s | ratio | direct TTFT p50 ms | Switchyard TTFT p50 ms |
 | --: | --: | --: | --: | --: | --: |
@@ -250,8 +291,8 @@ ${rows.join('\n')}
 | first request | TTFT ms |
 | --- | --: |
 | cold runner (load included) | ${coldFirst.ttft.toFixed(1)} |
-| preloaded runner | ${preloadedFirst.ttft.toFixed(1)} |
-| warm request | ${warm.ttft.toFixed(1)} |
+| preloaded runner (median of 3 starts: ${preloadedTtfts.map((ttft) => ttft.toFixed(1)).join(', ')}) | ${preloadedFirst.ttft.toFixed(1)} |
+| warm request (median of 5) | ${warm.ttft.toFixed(1)} |
 
 | target | measured | result |
 | --- | --: | --- |
