@@ -100,11 +100,15 @@ export interface EngineModelStats {
   readonly parallel: number;
   readonly contextSize: number | null;
   readonly loadSeconds: number | null;
-  /** RAM (and VRAM) estimated by node-llama-cpp from the GGUF for the weights plus the context. */
+  /**
+   * RAM (and VRAM) estimated by node-llama-cpp from the GGUF for the weights plus the context,
+   * and plus the embedding context once an embeddings request has made one.
+   */
   readonly memoryBytes: { readonly ram: number; readonly vram: number } | null;
   /**
    * RAM the model counts against the runner's memory budget: weights plus context, estimated
-   * from the GGUF header before its first load and kept. Null until then.
+   * from the GGUF header before its first load and kept, plus the embedding context while the
+   * loaded model has one. Null until the first estimate.
    */
   readonly estimatedBytes: number | null;
   /** How long the model stays loaded once idle, after its last request; `Infinity` for forever. */

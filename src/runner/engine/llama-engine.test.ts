@@ -1,10 +1,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GgufInsights, getLlama, LlamaLogLevel, readGgufFileInfo } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDemoModel } from '../gguf/index.js';
 import type { EngineModelStats } from './chat-types.js';
-import { EngineRequestError, LlamaEngine, ModelBudgetError, ModelTooLargeError } from './llama-engine.js';
+import {
+  EngineRequestError,
+  LlamaEngine,
+  ModelBudgetError,
+  ModelReplacingError,
+  ModelTooLargeError,
+} from './llama-engine.js';
+import { ModelOverloadedError } from './slot-queue.js';
 
 let directory: string;
 let path: string;
@@ -114,12 +122,6 @@ describe('LlamaEngine', () => {
     expect(error).toBeInstanceOf(EngineRequestError);
     expect(error).toMatchObject({ param: 'messages', message: /more than the 128 tokens of context/ });
     expect(stats('short').running).toBe(0);
-  });
-
-  it('refuses to serve one name from two files', async () => {
-    await expect(
-      engine.chat({ model: 'one', settings: { path: `${path}.other` }, messages: count }),
-    ).rejects.toThrow(/already served from/);
   });
 });
 
@@ -283,6 +285,73 @@ describe('LlamaEngine model lifecycle', () => {
     });
   });
 
+  it('serves a name from its new file once the old copy is idle, unloading the old copy', async () => {
+    await withEngine({}, async (lifecycle, stats) => {
+      const ask = (model: string, modelPath: string) =>
+        lifecycle.chat({
+          model,
+          settings: { path: modelPath },
+          messages: count,
+          temperature: 0,
+          maxTokens: 8,
+        });
+      const fromNewFile = (await ask('reference', otherPath)).text;
+      // The two files hold different weights, and answer differently.
+      expect((await ask('repulled', path)).text).not.toBe(fromNewFile);
+      // The catalog now gives the name a new file, as after a pull with new content.
+      expect((await ask('repulled', otherPath)).text).toBe(fromNewFile);
+      expect(stats('repulled')).toMatchObject({ loaded: true, running: 0, unloads: 1 });
+    });
+  });
+
+  it('refuses to switch a name to a new file while its old copy serves a request, asking to retry shortly', async () => {
+    await withEngine({}, async (lifecycle, stats) => {
+      const holder = new AbortController();
+      let started!: () => void;
+      const running = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      const holding = lifecycle
+        .chat({
+          model: 'repulled',
+          settings: { path },
+          messages: count,
+          temperature: 0,
+          signal: holder.signal,
+          onStart: started,
+        })
+        .catch((error: unknown) => error);
+      await running;
+      const error = await lifecycle
+        .chat({ model: 'repulled', settings: { path: otherPath }, messages: hello, maxTokens: 1 })
+        .catch((caught: unknown) => caught);
+      // An overload, so the runner answers 503 model_overloaded with Retry-After.
+      expect(error).toBeInstanceOf(ModelReplacingError);
+      expect(error).toBeInstanceOf(ModelOverloadedError);
+      expect(error).toMatchObject({
+        code: 'model_overloaded',
+        model: 'repulled',
+        running: 1,
+        waiting: 0,
+        retryAfterSeconds: 1,
+        message:
+          'Model repulled is being replaced: its file changed, and the copy loaded from the old file is still in use by 1 request. Retry shortly: the new file loads once they end.',
+      });
+      // The request on the old copy goes on undisturbed.
+      expect(stats('repulled')).toMatchObject({ loaded: true, running: 1, unloads: 0 });
+      holder.abort(new Error('done'));
+      expect(await holding).toMatchObject({ message: 'done' });
+      const next = await lifecycle.chat({
+        model: 'repulled',
+        settings: { path: otherPath },
+        messages: hello,
+        maxTokens: 1,
+      });
+      expect(next.usage.completionTokens).toBe(1);
+      expect(stats('repulled')).toMatchObject({ loaded: true, unloads: 1 });
+    });
+  });
+
   it('says a loaded model runs on the CPU, every layer of it, and says nothing of one not loaded', async () => {
     await withEngine({}, async (lifecycle, stats) => {
       await lifecycle.load('placed', { path });
@@ -311,10 +380,33 @@ describe('LlamaEngine memory budget', () => {
   let otherPath: string;
   let smallBytes: number;
   let largeBytes: number;
+  /** The embedding context of a `small` model, by node-llama-cpp's estimate, made apart from the engine. */
+  let embeddingBytes: number;
 
   beforeAll(async () => {
     otherPath = join(directory, 'budget-other.gguf');
     await createDemoModel({ size: 'tiny', seed: 3, path: otherPath });
+    const llama = await getLlama({
+      build: 'never',
+      gpu: false,
+      maxThreads: 1,
+      logLevel: LlamaLogLevel.error,
+    });
+    try {
+      const insights = await GgufInsights.from(await readGgufFileInfo(path, { logWarnings: false }), llama);
+      // One sequence of the model's context, at node-llama-cpp's default batch: the tiny model is
+      // a chat model, embedded by its last token, so it needs no whole-input batch.
+      const memory = await insights.estimateContextResourceRequirementsV2({
+        contextSize: small.contextSize,
+        modelGpuLayers: 0,
+        sequences: 1,
+        isEmbeddingContext: true,
+      });
+      embeddingBytes = memory.cpuRam + memory.gpuVram;
+    } finally {
+      await llama.dispose();
+    }
+    expect(embeddingBytes).toBeGreaterThan(0);
     // The estimates themselves, so the budgets below sit between them whatever llama.cpp's figures.
     const probe = new LlamaEngine({ threads: 1 });
     try {
@@ -435,6 +527,93 @@ describe('LlamaEngine memory budget', () => {
       expect(error).not.toHaveProperty('retryAfterSeconds');
       expect(stats('fits')).toMatchObject({ loaded: true, unloads: 0 });
       expect(stats('wide')).toMatchObject({ loaded: false, estimatedBytes: largeBytes });
+    });
+  });
+
+  it('counts an embedding context in the budget once the first embeddings request makes it, unloading the least recently used idle other model to fit it', async () => {
+    // Three models fit, and half an embedding context more, not a whole one.
+    await withBudget(3 * smallBytes + Math.floor(embeddingBytes / 2), async (budgeted, stats) => {
+      for (const [model, modelPath] of [
+        ['first', path],
+        ['embedder', otherPath],
+        ['third', path],
+      ] as const) {
+        await budgeted.chat({
+          model,
+          settings: { path: modelPath, ...small },
+          messages: hello,
+          maxTokens: 1,
+        });
+      }
+      const before = stats('embedder');
+      expect(before.estimatedBytes).toBe(smallBytes);
+      const request = {
+        model: 'embedder',
+        settings: { path: otherPath, ...small },
+        inputs: ['a quiet river'],
+      };
+      await budgeted.embed(request);
+      expect(stats('first')).toMatchObject({ loaded: false, unloads: 1 });
+      expect(stats('third')).toMatchObject({ loaded: true, unloads: 0 });
+      expect(stats('embedder').estimatedBytes).toBe(smallBytes + embeddingBytes);
+      expect(stats('embedder').memoryBytes!.ram).toBe(before.memoryBytes!.ram + embeddingBytes);
+      // Counted once: the next request reuses the context and unloads nothing more.
+      await budgeted.embed(request);
+      expect(stats('third')).toMatchObject({ loaded: true, unloads: 0 });
+      expect(stats('embedder').estimatedBytes).toBe(smallBytes + embeddingBytes);
+    });
+  });
+
+  it('refuses an embeddings request whose embedding context needs room a busy model holds, and embeds once that model is idle', async () => {
+    await withBudget(2 * smallBytes + Math.floor(embeddingBytes / 2), async (budgeted, stats) => {
+      const request = {
+        model: 'embedder',
+        settings: { path: otherPath, ...small },
+        inputs: ['a quiet river'],
+      };
+      await budgeted.load(request.model, request.settings);
+      const holder = new AbortController();
+      const { holding } = await occupy(budgeted, 'first', holder.signal);
+      const error = await budgeted.embed(request).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ModelBudgetError);
+      expect(error).toMatchObject({
+        code: 'model_overloaded',
+        budget: 'max_memory',
+        busy: ['first'],
+        retryAfterSeconds: 1,
+        message: expect.stringMatching(
+          /^Model embedder needs about [\d.]+ MiB of memory to compute embeddings \(weights [\d.]+ MiB \+ context [\d.]+ MiB \+ embedding context [\d.]+ MiB\); the runner's memory budget is [\d.]+ MiB \(runner\.max_memory\), and [\d.]+ MiB of it is held by first, busy serving requests\. Retry shortly, or raise runner\.max_memory\.$/,
+        ),
+      });
+      // Nothing is held for the context it could not make.
+      expect(stats('embedder')).toMatchObject({ loaded: true, estimatedBytes: smallBytes });
+      expect(stats('first')).toMatchObject({ loaded: true, running: 1 });
+      holder.abort(new Error('done'));
+      await holding;
+      const { embeddings } = await budgeted.embed(request);
+      expect(embeddings).toHaveLength(1);
+      expect(stats('first')).toMatchObject({ loaded: false, unloads: 1 });
+      expect(stats('embedder').estimatedBytes).toBe(smallBytes + embeddingBytes);
+    });
+  });
+
+  it('refuses an embedding context the whole budget cannot hold beside its model, leaving the model serving chat', async () => {
+    await withBudget(smallBytes + Math.floor(embeddingBytes / 2), async (budgeted, stats) => {
+      const settings = { path, ...small };
+      const error = await budgeted
+        .embed({ model: 'alone', settings, inputs: ['a quiet river'] })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ModelTooLargeError);
+      expect(error).toMatchObject({
+        code: 'model_too_large',
+        embeddingContextBytes: embeddingBytes,
+        message: expect.stringMatching(
+          /^Model alone needs about [\d.]+ MiB of memory to compute embeddings \(weights [\d.]+ MiB \+ context [\d.]+ MiB for 2048 tokens × 1 parallel sequence \+ embedding context [\d.]+ MiB\), more than the runner's whole memory budget of [\d.]+ MiB \(runner\.max_memory\), so it cannot embed even with no other model loaded\. Lower runner\.context_size or runner\.parallel, or raise runner\.max_memory\.$/,
+        ),
+      });
+      expect(stats('alone')).toMatchObject({ loaded: true, estimatedBytes: smallBytes });
+      const chat = await budgeted.chat({ model: 'alone', settings, messages: hello, maxTokens: 1 });
+      expect(chat.usage.completionTokens).toBe(1);
     });
   });
 

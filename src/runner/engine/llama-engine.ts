@@ -26,7 +26,7 @@ import type {
   FinishReason,
 } from './chat-types.js';
 import { autoMemoryBudget, estimateMemory, formatBytes, type MemoryEstimate } from './memory-budget.js';
-import { SlotQueue } from './slot-queue.js';
+import { ModelOverloadedError, SlotQueue } from './slot-queue.js';
 import { defaultThreadCount } from './threads.js';
 
 export interface LlamaEngineOptions {
@@ -46,7 +46,8 @@ export interface LlamaEngineOptions {
   readonly maxLoadedModels?: number;
   /**
    * RAM the loaded models may take together, in bytes, by the estimate made from each model's
-   * GGUF header before loading it (`estimateMemory`). Loading one more first unloads the least
+   * GGUF header before loading it (`estimateMemory`), plus that of each embedding context, counted
+   * before it is made. Loading one more (or making an embedding context) first unloads the least
    * recently used idle models until it fits; with too few idle the request fails with
    * `ModelBudgetError`, and a model bigger than the whole budget with `ModelTooLargeError`.
    * Default 'auto': `autoMemoryBudget()`, three quarters of the machine's RAM.
@@ -67,9 +68,10 @@ export class EngineRequestError extends Error {
 }
 
 /**
- * Thrown when loading a model would exceed a budget, `maxLoadedModels` or `maxMemoryBytes`, and
- * the loaded models that would have to be unloaded are serving requests. It passes: a busy model
- * becomes idle, and so unloadable, when its requests end.
+ * Thrown when loading a model, or making its embedding context, would exceed a budget,
+ * `maxLoadedModels` or `maxMemoryBytes`, and the loaded models that would have to be unloaded
+ * are serving requests. It passes: a busy model becomes idle, and so unloadable, when its
+ * requests end.
  */
 export class ModelBudgetError extends Error {
   override readonly name = 'ModelBudgetError';
@@ -99,10 +101,31 @@ export class ModelTooLargeError extends Error {
     readonly model: string,
     readonly need: MemoryEstimate,
     readonly maxMemoryBytes: number,
+    /** Bytes of the embedding context it was about to make, when that is what tipped it over. */
+    readonly embeddingContextBytes?: number,
   ) {
+    const sequences = `${need.sequences} parallel ${need.sequences === 1 ? 'sequence' : 'sequences'}`;
+    const total = formatBytes(need.weights + need.context + (embeddingContextBytes ?? 0));
+    const parts = `weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)} for ${need.contextSize} tokens × ${sequences}`;
     super(
-      `Model ${model} needs about ${formatBytes(need.weights + need.context)} of memory (weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)} for ${need.contextSize} tokens × ${need.sequences} parallel ${need.sequences === 1 ? 'sequence' : 'sequences'}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot load even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`,
+      embeddingContextBytes === undefined
+        ? `Model ${model} needs about ${total} of memory (${parts}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot load even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`
+        : `Model ${model} needs about ${total} of memory to compute embeddings (${parts} + embedding context ${formatBytes(embeddingContextBytes)}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot embed even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`,
     );
+  }
+}
+
+/**
+ * Thrown for a request naming a model whose file changed (it was pulled again with new content)
+ * while the old file's copy still serves requests. Unloading that copy under them would fail
+ * them, so the request is refused instead; it passes once they end, when the next request
+ * unloads the old copy and loads the new file. A `ModelOverloadedError`, so it reaches the client
+ * as 503 `model_overloaded` with Retry-After.
+ */
+export class ModelReplacingError extends ModelOverloadedError {
+  constructor(model: string, running: number, waiting: number, inUse: number) {
+    super(model, running, waiting, 1);
+    this.message = `Model ${model} is being replaced: its file changed, and the copy loaded from the old file is still in use by ${inUse} ${inUse === 1 ? 'request' : 'requests'}. Retry shortly: the new file loads once they end.`;
   }
 }
 
@@ -136,8 +159,19 @@ interface LoadedModel {
    * embeddings only in a context created for them, so the chat context cannot serve them.
    */
   embeddingContext?: Promise<LlamaEmbeddingContext>;
+  /**
+   * The embedding context's estimated memory, set once it has room in the budget (just before it
+   * is made) and kept until the model unloads; the model's share of the budget includes it.
+   */
+  embeddingMemoryBytes?: MemoryBytes;
   readonly loadSeconds: number;
-  readonly memoryBytes: { readonly ram: number; readonly vram: number };
+  /** The weights and the chat context, estimated for where they were placed. */
+  readonly memoryBytes: MemoryBytes;
+}
+
+interface MemoryBytes {
+  readonly ram: number;
+  readonly vram: number;
 }
 
 interface ModelEntry {
@@ -149,13 +183,17 @@ interface ModelEntry {
   loading: Promise<LoadedModel> | undefined;
   loaded: LoadedModel | undefined;
   /**
-   * The model's memory need, estimated before its first load and kept: the file and its settings
-   * never change under one name, and the estimate takes tens of milliseconds.
+   * The model's memory need, estimated before its first load and kept: the entry's file and
+   * settings never change (a name whose file changes gets a new entry, see `#entry`), and the
+   * estimate takes tens of milliseconds.
    */
   estimate: Promise<MemoryEstimate> | undefined;
   /** The estimate once known, for the budget's arithmetic, which must not wait. */
   estimated: MemoryEstimate | undefined;
-  /** Disposal of the previous load, awaited before loading again so two copies never coexist. */
+  /**
+   * Disposal of the previous load, awaited before loading again so two copies never coexist; for
+   * a new entry replacing one whose file changed, the old file's copy.
+   */
   unloading: Promise<void> | undefined;
   /** Requests (and preloads) in progress, queued ones included; the model is idle at 0. */
   active: number;
@@ -170,10 +208,11 @@ interface ModelEntry {
 /**
  * Runs GGUF models in-process with node-llama-cpp (llama.cpp). A model loads on its first
  * request and stays loaded until it has been idle for its keep-alive, or until room is needed
- * for another model under `maxLoadedModels` and `maxMemoryBytes` (least recently used idle model
- * first, by memory estimated from the GGUF before loading). Each request gets its own context
- * sequence, so up to `parallel` requests are decoded together in one batch, and the sequence is
- * freed the moment the request ends, fails or is aborted. More requests wait in a bounded queue (see `SlotQueue`).
+ * for another model, or another model's embedding context, under `maxLoadedModels` and
+ * `maxMemoryBytes` (least recently used idle model first, by memory estimated from the GGUF before
+ * loading). Each request gets its own context sequence, so up to `parallel` requests are decoded
+ * together in one batch, and the sequence is freed the moment the request ends, fails or is
+ * aborted. More requests wait in a bounded queue (see `SlotQueue`).
  *
  * @example
  * const engine = new LlamaEngine({ threads: 1 });
@@ -230,6 +269,34 @@ export class LlamaEngine {
     }
   }
 
+  /**
+   * The tokens `messages` take as a chat request's prompt: rendered by the model's chat template
+   * and tokenised by its tokenizer exactly as `chat` counts them, so the count equals the
+   * `promptTokens` a chat of the same messages reports. Loads the model when it is not loaded,
+   * and counts as a request for its keep-alive. It takes no sequence (tokenising needs none), so
+   * it never waits behind generations nor meets a full queue.
+   *
+   * @example
+   * const tokens = await engine.countPromptTokens({
+   *   model: 'demo', settings: { path: '/models/demo.gguf' }, messages: [{ role: 'user', content: 'Hello' }],
+   * });
+   */
+  async countPromptTokens(
+    request: Pick<EngineChatRequest, 'model' | 'settings' | 'messages' | 'keepAliveMs'>,
+  ): Promise<number> {
+    const entry = this.#entry(request.model, request.settings);
+    this.#hold(entry);
+    try {
+      const loaded = await this.#ensureLoaded(request.model, entry);
+      // The wrapper LlamaChat is given in `#generate`, rendering the same history.
+      return loaded.chatWrapper
+        .generateContextState({ chatHistory: toChatHistory(request.messages) })
+        .contextText.tokenize(loaded.model.tokenizer).length;
+    } finally {
+      this.#letGo(entry, request.keepAliveMs);
+    }
+  }
+
   async chat(request: EngineChatRequest): Promise<EngineChatResult> {
     const started = this.#now();
     const entry = this.#entry(request.model, request.settings);
@@ -282,7 +349,7 @@ export class LlamaEngine {
             'dimensions',
           );
         }
-        const context = await this.#embeddingContext(request.model, loaded);
+        const context = await this.#embeddingContext(request.model, entry, loaded);
         return await embedInputs(loaded, context, request);
       } finally {
         release();
@@ -292,26 +359,57 @@ export class LlamaEngine {
     }
   }
 
-  #embeddingContext(name: string, loaded: LoadedModel): Promise<LlamaEmbeddingContext> {
-    const { model, context } = loaded;
+  #embeddingContext(name: string, entry: ModelEntry, loaded: LoadedModel): Promise<LlamaEmbeddingContext> {
+    const { model } = loaded;
     if (model.fileInsights.hasEncoder && model.fileInsights.hasDecoder) {
       throw new EngineRequestError(
         `Model ${name} is an encoder-decoder model, for which llama.cpp computes no embeddings.`,
         'model',
       );
     }
-    loaded.embeddingContext ??= model
-      .createEmbeddingContext({
-        contextSize: context.contextSize,
-        batchSize: needsWholeInputBatch(model) ? context.contextSize : undefined,
-        threads: this.threads,
-      })
-      .catch((error: unknown) => {
-        // Retried by the next request rather than cached forever, as a failed load is.
-        loaded.embeddingContext = undefined;
-        throw error;
-      });
+    loaded.embeddingContext ??= this.#makeEmbeddingContext(name, entry, loaded).catch((error: unknown) => {
+      // Retried by the next request rather than cached forever, as a failed load is; until then
+      // the model holds no memory for it.
+      loaded.embeddingContext = undefined;
+      loaded.embeddingMemoryBytes = undefined;
+      throw error;
+    });
     return loaded.embeddingContext;
+  }
+
+  /**
+   * Makes the embedding context once the budget has room for it. It is as large as a chat
+   * context of one sequence (a KV cache of the model's context size, plus a compute buffer that
+   * grows with the batch), so left uncounted it would let the loaded models outgrow
+   * `maxMemoryBytes`. Room is made as for a load: idle other models unload, least recently used
+   * first, or the request fails with `ModelBudgetError` or `ModelTooLargeError`.
+   */
+  async #makeEmbeddingContext(
+    name: string,
+    entry: ModelEntry,
+    loaded: LoadedModel,
+  ): Promise<LlamaEmbeddingContext> {
+    const { model, context } = loaded;
+    const batchSize = needsWholeInputBatch(model) ? context.contextSize : undefined;
+    const [estimate, memory] = await Promise.all([
+      this.#estimate(entry),
+      model.fileInsights.estimateContextResourceRequirementsV2({
+        contextSize: context.contextSize,
+        modelGpuLayers: model.gpuLayers,
+        sequences: 1,
+        batchSize,
+        isEmbeddingContext: true,
+      }),
+    ]);
+    const room = this.#makeRoom(name, entry, estimate, memory.cpuRam + memory.gpuVram);
+    // Held from the moment the room is granted, so a load starting meanwhile counts it.
+    loaded.embeddingMemoryBytes = { ram: memory.cpuRam, vram: memory.gpuVram };
+    await room;
+    return model.createEmbeddingContext({
+      contextSize: context.contextSize,
+      batchSize,
+      threads: this.threads,
+    });
   }
 
   stats(): EngineModelStats[] {
@@ -323,9 +421,8 @@ export class LlamaEngine {
       parallel: entry.parallel,
       contextSize: entry.loaded?.context.contextSize ?? null,
       loadSeconds: entry.loaded?.loadSeconds ?? null,
-      memoryBytes: entry.loaded?.memoryBytes ?? null,
-      estimatedBytes:
-        entry.estimated === undefined ? null : entry.estimated.weights + entry.estimated.context,
+      memoryBytes: entry.loaded === undefined ? null : memoryBytesOf(entry.loaded),
+      estimatedBytes: entry.estimated === undefined ? null : estimatedBytes(entry),
       keepAliveMs: entry.keepAliveMs,
       unloads: entry.unloads,
       idleMs: entry.active > 0 ? null : this.#now() - entry.lastUsed,
@@ -357,17 +454,27 @@ export class LlamaEngine {
     await llama?.dispose();
   }
 
+  /**
+   * The entry serving `name`, made on its first request. A name whose file changed (the runner's
+   * catalog gives a new path after a pull with new content) gets a new entry from the new
+   * settings, replacing the old one, once the old is idle: its copy unloads, and the new file
+   * loads only after that disposal. While the old copy serves requests the request is refused
+   * with `ModelReplacingError`, since a request never unloads a model another request is using.
+   */
   #entry(name: string, settings: EngineModelSettings): ModelEntry {
     if (this.#closed) throw new Error('The engine is closed');
     const existing = this.#models.get(name);
-    if (existing !== undefined) {
-      if (existing.settings.path !== settings.path) {
-        throw new Error(
-          `Model ${name} is already served from ${existing.settings.path}, not ${settings.path}`,
-        );
-      }
-      return existing;
+    if (existing !== undefined && existing.settings.path === settings.path) return existing;
+    if (existing !== undefined && existing.active > 0) {
+      const { queue, embeddingQueue } = existing;
+      throw new ModelReplacingError(
+        name,
+        queue.running + embeddingQueue.running,
+        queue.waiting + embeddingQueue.waiting,
+        existing.active,
+      );
     }
+    const replaced = existing === undefined ? undefined : this.#unload(existing);
     const parallel = settings.parallel ?? defaultParallel;
     const entry: ModelEntry = {
       settings,
@@ -387,8 +494,16 @@ export class LlamaEngine {
       lastUsed: this.#now(),
       keepAliveMs: settings.keepAliveMs ?? defaultKeepAliveMs,
       idleTimer: undefined,
-      unloads: 0,
+      // Carried over, so the unloads counter in metrics only ever grows for a name.
+      unloads: existing?.unloads ?? 0,
     };
+    if (replaced !== undefined) {
+      // `#makeRoom` waits for every entry's `unloading` before a load, this one's included.
+      const unloading = replaced.finally(() => {
+        if (entry.unloading === unloading) entry.unloading = undefined;
+      });
+      entry.unloading = unloading;
+    }
     this.#models.set(name, entry);
     return entry;
   }
@@ -467,10 +582,20 @@ export class LlamaEngine {
    * it fit: throws `ModelTooLargeError` for a model bigger than the whole memory budget, and
    * `ModelBudgetError` when models serving requests hold the room it needs. Resolves once no
    * disposal is in progress, so freed memory is really free before the next load.
+   *
+   * With `embeddingContextBytes`, the model is loaded already and the room is for its embedding
+   * context too: the model's whole share, `need` plus that, must then fit beside the others.
    */
-  #makeRoom(name: string, entry: ModelEntry, need: MemoryEstimate): Promise<unknown> {
-    const needBytes = need.weights + need.context;
-    if (needBytes > this.maxMemoryBytes) throw new ModelTooLargeError(name, need, this.maxMemoryBytes);
+  #makeRoom(
+    name: string,
+    entry: ModelEntry,
+    need: MemoryEstimate,
+    embeddingContextBytes?: number,
+  ): Promise<unknown> {
+    const needBytes = need.weights + need.context + (embeddingContextBytes ?? 0);
+    if (needBytes > this.maxMemoryBytes) {
+      throw new ModelTooLargeError(name, need, this.maxMemoryBytes, embeddingContextBytes);
+    }
     // A load in flight counts as loaded. One whose estimate is still pending counts as no memory,
     // which is safe: it checks against this one once its own estimate is known.
     const others = [...this.#models].filter(([, other]) => other !== entry && other.loading !== undefined);
@@ -489,6 +614,11 @@ export class LlamaEngine {
     }
     if (!fits()) {
       const busy = others.filter(([, other]) => other.active > 0).map(([busyName]) => busyName);
+      const purpose = embeddingContextBytes === undefined ? '' : ' to compute embeddings';
+      const embedding =
+        embeddingContextBytes === undefined
+          ? ''
+          : ` + embedding context ${formatBytes(embeddingContextBytes)}`;
       throw count > this.#maxLoadedModels
         ? new ModelBudgetError(
             name,
@@ -500,7 +630,7 @@ export class LlamaEngine {
             name,
             'max_memory',
             busy,
-            `Model ${name} needs about ${formatBytes(needBytes)} of memory (weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)}); the runner's memory budget is ${formatBytes(this.maxMemoryBytes)} (runner.max_memory), and ${formatBytes(held)} of it is held by ${busy.join(', ')}, busy serving requests. Retry shortly, or raise runner.max_memory.`,
+            `Model ${name} needs about ${formatBytes(needBytes)} of memory${purpose} (weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)}${embedding}); the runner's memory budget is ${formatBytes(this.maxMemoryBytes)} (runner.max_memory), and ${formatBytes(held)} of it is held by ${busy.join(', ')}, busy serving requests. Retry shortly, or raise runner.max_memory.`,
           );
     }
     for (const candidate of evicted) void this.#unload(candidate);
@@ -677,9 +807,22 @@ export class LlamaEngine {
   }
 }
 
-/** What a model holds of the memory budget once loaded: its estimate, 0 while that is unknown. */
+/**
+ * What a model holds of the memory budget once loaded: its estimate, 0 while that is unknown,
+ * plus its embedding context's once it has one.
+ */
 function estimatedBytes(entry: ModelEntry): number {
-  return entry.estimated === undefined ? 0 : entry.estimated.weights + entry.estimated.context;
+  if (entry.estimated === undefined) return 0;
+  const embedding = entry.loaded?.embeddingMemoryBytes;
+  const embeddingBytes = embedding === undefined ? 0 : embedding.ram + embedding.vram;
+  return entry.estimated.weights + entry.estimated.context + embeddingBytes;
+}
+
+/** A loaded model's memory by where it lies: weights and chat context, and any embedding context. */
+function memoryBytesOf(loaded: LoadedModel): MemoryBytes {
+  const { memoryBytes, embeddingMemoryBytes: embedding } = loaded;
+  if (embedding === undefined) return memoryBytes;
+  return { ram: memoryBytes.ram + embedding.ram, vram: memoryBytes.vram + embedding.vram };
 }
 
 function processorOf(model: LlamaModel): EngineProcessor {

@@ -65,7 +65,7 @@ export class RunnerMetrics {
       ['context_size_tokens', 'Tokens of context each request gets.', (model) => model.contextSize],
       [
         'model_memory_estimate_bytes',
-        'Memory the model counts against the memory budget, estimated from its GGUF before loading.',
+        'Memory the model counts against the memory budget, estimated from its GGUF before loading, its embedding context included once made.',
         (model) => model.estimatedBytes,
       ],
     ];
@@ -76,7 +76,11 @@ export class RunnerMetrics {
         if (value !== null) sample(name, modelLabel(model.name), value);
       }
     }
-    family('model_memory_bytes', 'gauge', 'Memory estimated for the weights and context, by kind.');
+    family(
+      'model_memory_bytes',
+      'gauge',
+      'Memory estimated for the weights and contexts (chat, and embedding once made), by kind.',
+    );
     for (const model of stats) {
       if (model.memoryBytes === null) continue;
       sample('model_memory_bytes', `${modelLabel(model.name)},kind="ram"`, model.memoryBytes.ram);

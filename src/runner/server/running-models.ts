@@ -19,7 +19,10 @@ export interface RunningModel {
   readonly name: string;
   /** The same as `name`; Ollama repeats it under this key. */
   readonly model: string;
-  /** Bytes in memory, RAM and GPU memory together: node-llama-cpp's estimate for the weights plus the context. */
+  /**
+   * Bytes in memory, RAM and GPU memory together: node-llama-cpp's estimate for the weights plus
+   * the context, and the embedding context once an embeddings request has made one.
+   */
   readonly size: number;
   /** The part of `size` in GPU memory. */
   readonly size_vram: number;
