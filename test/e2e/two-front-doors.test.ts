@@ -149,6 +149,52 @@ describe('the Anthropic SDK', () => {
     const { input_tokens } = (await response.json()) as { input_tokens: number };
     expect(input_tokens).toBeGreaterThan(0);
   });
+
+  it('counts tokens exactly for a local model', async () => {
+    const countTokens = (body: Record<string, unknown>) =>
+      fetch(`${server.url}/v1/messages/count_tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'local', ...body }),
+      });
+    const response = await countTokens({
+      system: 'Be brief.',
+      messages: [
+        { role: 'user', content: 'What is two and two?' },
+        { role: 'assistant', content: 'Four.' },
+        { role: 'user', content: [{ type: 'text', text: 'And three and three?' }] },
+      ],
+      max_tokens: 64,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-switchyard-token-count')).toBeNull();
+    const { input_tokens } = (await response.json()) as { input_tokens: number };
+    // The same conversation through the other front door: the runner's own usage is the truth.
+    const completion = await openai.chat.completions.create({
+      model: 'local',
+      max_tokens: 1,
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'What is two and two?' },
+        { role: 'assistant', content: 'Four.' },
+        { role: 'user', content: 'And three and three?' },
+      ],
+    });
+    expect(input_tokens).toBeGreaterThan(10);
+    expect(input_tokens).toBe(completion.usage?.prompt_tokens);
+
+    // What the runner refuses (a local model reads text only) comes back in Anthropic's envelope.
+    const image = {
+      type: 'image',
+      source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' },
+    };
+    const refused = await countTokens({ messages: [{ role: 'user', content: [image] }] });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: expect.stringContaining('text') },
+    });
+  });
 });
 
 describe('the OpenAI SDK', () => {

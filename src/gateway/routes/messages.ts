@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { request as undiciRequest } from 'undici';
+import { GatewayError } from '../../errors/index.js';
+import type { Route } from '../../routing/model-table.js';
 import { contentText } from '../../spec/openai-chat.js';
 import {
   anthropicToCanonical,
@@ -48,27 +50,66 @@ export function registerMessagesRoutes(app: FastifyInstance, context: GatewayCon
   app.post('/v1/messages/count_tokens', { config: { surface: 'anthropic' } }, async (request, reply) => {
     const counted = parseCountTokensRequest(request.body);
     const route = resolveRoute(counted.model, context);
-    const { config, headers } = route.target;
-    if (config.kind === 'anthropic') {
+    const { kind, basePath } = route.target.config;
+    if (kind === 'anthropic') {
       // Anthropic counts exactly with its own tokenizer; ask it.
-      const answer = await undiciRequest(`${config.origin}${config.basePath}/v1/messages/count_tokens`, {
-        method: 'POST',
-        dispatcher: route.pool,
-        headers: headers.concat('x-request-id', request.id),
-        body: JSON.stringify({ ...counted, model: route.upstreamModel }),
-        headersTimeout: config.timeouts.firstByte,
-        bodyTimeout: config.timeouts.idle,
+      const answer = await askUpstream(route, `${basePath}/v1/messages/count_tokens`, request.id, {
+        ...counted,
+        model: route.upstreamModel,
       });
-      const text = await answer.body.text();
-      if (answer.statusCode >= 300) {
-        throw route.target.adapter.failure(answer.statusCode, answer.headers, text, config.name);
-      }
-      return reply.type('application/json').send(text);
+      return reply.type('application/json').send(answer);
+    }
+    const prompt = countTokensToCanonical(counted);
+    if (kind === 'local') {
+      // The runner holds the model's tokenizer and chat template: it counts the prompt exactly as
+      // a chat completion's usage would (runner's POST /v1/chat/count_tokens).
+      const answer = await askUpstream(route, `${basePath}/chat/count_tokens`, request.id, {
+        ...prompt,
+        model: route.upstreamModel,
+      });
+      return { input_tokens: promptTokensOf(answer, route.target.config.name) };
     }
     // Other upstreams have no counting endpoint in their API: estimate, and say so.
     void reply.header('x-switchyard-token-count', 'estimated');
-    return { input_tokens: estimateTokens(countTokensToCanonical(counted)) };
+    return { input_tokens: estimateTokens(prompt) };
   });
+}
+
+/**
+ * POSTs a JSON body to the route's target through its pool, with its headers and timeouts, and
+ * returns the answer's text; an error status becomes the catalogue's error through the target's
+ * adapter, as for a chat request.
+ */
+async function askUpstream(route: Route, path: string, requestId: string, body: unknown): Promise<string> {
+  const { config, headers, adapter } = route.target;
+  const answer = await undiciRequest(`${config.origin}${path}`, {
+    method: 'POST',
+    dispatcher: route.pool,
+    headers: headers.concat('x-request-id', requestId),
+    body: JSON.stringify(body),
+    headersTimeout: config.timeouts.firstByte,
+    bodyTimeout: config.timeouts.idle,
+  });
+  const text = await answer.body.text();
+  if (answer.statusCode >= 300) throw adapter.failure(answer.statusCode, answer.headers, text, config.name);
+  return text;
+}
+
+/** The runner's `{prompt_tokens}`; anything else is an unreadable answer, not a count of 0. */
+function promptTokensOf(answer: string, targetName: string): number {
+  let tokens: unknown;
+  try {
+    tokens = (JSON.parse(answer) as { prompt_tokens?: unknown } | null)?.prompt_tokens;
+  } catch {
+    tokens = undefined;
+  }
+  if (typeof tokens !== 'number' || !Number.isInteger(tokens) || tokens < 0) {
+    throw new GatewayError(
+      'upstream_bad_response',
+      `The answer from "${targetName}" is unreadable: it has no "prompt_tokens" count.`,
+    );
+  }
+  return tokens;
 }
 
 /**

@@ -53,6 +53,34 @@ export function parseChatRequest(body: unknown): ChatRequest {
   };
 }
 
+/** A POST /v1/chat/count_tokens body: the prompt half of a chat request. */
+export interface ChatCountRequest {
+  readonly model: string;
+  readonly messages: readonly EngineMessage[];
+  /** Ollama's `keep_alive`, in milliseconds, as for a chat request: counting loads the model too. */
+  readonly keepAliveMs: number | undefined;
+}
+
+/**
+ * Checks a count body with the chat request's rules and words, so whatever a chat would refuse is
+ * refused here, naming the same field. A client often counts the very body it is about to send,
+ * so fields that shape only the answer (`max_tokens`, `stream`, …) are checked and then ignored.
+ * `tools` is checked as an array and, as in a chat request, left out of the prompt: the runner
+ * has no tool calling yet, so the count stays equal to the chat's `prompt_tokens`.
+ *
+ * @example
+ * parseChatCountRequest({ model: 'demo', messages: [{ role: 'user', content: 'Hello' }] });
+ */
+export function parseChatCountRequest(body: unknown): ChatCountRequest {
+  if (!isJsonObject(body)) throw new GatewayError('invalid_body');
+  checkFieldRules(body, 'chat/completions');
+  return {
+    model: body.model as string,
+    messages: parseMessages(body.messages as Record<string, unknown>[]),
+    keepAliveMs: parseKeepAliveField(body.keep_alive),
+  };
+}
+
 function optionalNumber(value: unknown): number | undefined {
   return typeof value === 'number' ? value : undefined;
 }

@@ -516,6 +516,135 @@ describe('the runner’s embeddings over HTTP', () => {
   });
 });
 
+describe('the runner’s POST /v1/chat/count_tokens', () => {
+  const count = (payload: unknown) =>
+    app.inject({ method: 'POST', url: '/v1/chat/count_tokens', payload: payload as object });
+  const conversation = {
+    model: 'demo',
+    messages: [
+      { role: 'system', content: 'Be brief.' },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'What is ' },
+          { type: 'text', text: 'two and two?' },
+        ],
+      },
+      { role: 'assistant', content: 'Four.' },
+      { role: 'user', content: longPrompt },
+    ],
+  };
+
+  it('counts a conversation’s prompt tokens exactly as a chat completion of it reports them', async () => {
+    const counted = await count(conversation);
+    expect(counted.statusCode).toBe(200);
+    expect(counted.headers['content-type']).toMatch(/^application\/json/);
+    const chat = await app.inject({
+      method: 'POST',
+      url: '/v1/chat/completions',
+      payload: { ...conversation, max_tokens: 1 },
+    });
+    expect(chat.statusCode).toBe(200);
+    expect(counted.json()).toEqual({ prompt_tokens: chat.json().usage.prompt_tokens });
+    const shorter = await count({ ...conversation, messages: conversation.messages.slice(-1) });
+    expect(shorter.json().prompt_tokens).toBeLessThan(counted.json().prompt_tokens);
+  });
+
+  it('counts the same with the fields that shape only the answer, and with tools, which a local prompt leaves out', async () => {
+    const plain = (await count(conversation)).json();
+    const counted = await count({
+      ...conversation,
+      max_tokens: 5,
+      temperature: 0,
+      stream: true,
+      tools: [
+        { type: 'function', function: { name: 'add', parameters: { type: 'object', properties: {} } } },
+      ],
+    });
+    expect(counted.statusCode).toBe(200);
+    expect(counted.json()).toEqual(plain);
+  });
+
+  it('loads a model that is not loaded, and keeps it for the keep_alive asked, as a chat does', async () => {
+    const narrow = () => engine.stats().find((model) => model.name === 'narrow');
+    expect((await count({ ...conversation, model: 'narrow', keep_alive: 0 })).statusCode).toBe(200);
+    expect(narrow()).toMatchObject({ loaded: false });
+    expect((await count({ ...conversation, model: 'narrow', keep_alive: '1m' })).statusCode).toBe(200);
+    expect(narrow()).toMatchObject({ loaded: true, keepAliveMs: 60_000, running: 0 });
+  });
+
+  it('counts while every sequence of the model is busy and its queue is full', async () => {
+    // Held through the engine itself: the model has one sequence and one queue place.
+    const settings = { path: modelPath, contextSize: 2048, parallel: 1, maxQueue: 1 };
+    const messages = [{ role: 'user' as const, content: longPrompt }];
+    const holder = new AbortController();
+    const queued = new AbortController();
+    let started!: () => void;
+    const holding = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const running = engine.chat({
+      model: 'narrow',
+      settings,
+      messages,
+      maxTokens: 2000,
+      signal: holder.signal,
+      onStart: started,
+    });
+    const waiting = engine.chat({ model: 'narrow', settings, messages, maxTokens: 1, signal: queued.signal });
+    try {
+      await holding;
+      expect(engine.stats().find((model) => model.name === 'narrow')).toMatchObject({
+        running: 1,
+        waiting: 1,
+      });
+      const counted = await count({ model: 'narrow', messages });
+      expect(counted.statusCode).toBe(200);
+      expect(counted.json().prompt_tokens).toBeGreaterThan(0);
+    } finally {
+      queued.abort(new Error('done'));
+      holder.abort(new Error('done'));
+      await expect(waiting).rejects.toThrow('done');
+      await expect(running).rejects.toThrow('done');
+    }
+  });
+
+  it.each([
+    ['messages', { messages: undefined }, 'missing_field'],
+    ['model', { model: undefined }, 'missing_field'],
+    ['messages[0].role', { messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }, 'invalid_field'],
+    [
+      'messages[0].content[0]',
+      { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
+      'invalid_field',
+    ],
+    ['tools', { tools: 'add' }, 'invalid_field'],
+    ['keep_alive', { keep_alive: 'soon' }, 'invalid_field'],
+  ])(
+    'refuses a count whose %s is missing or wrong with a 400 naming it, in OpenAI’s envelope',
+    async (param, change, code) => {
+      const response = await count({ ...conversation, ...change });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().error).toMatchObject({ type: 'invalid_request_error', param, code });
+    },
+  );
+
+  it('refuses a body that is not a JSON object', async () => {
+    const response = await count([conversation]);
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatchObject({ code: 'invalid_body', param: null });
+  });
+
+  it('names an unknown model in a 404, and is listed among the endpoints when a path is unknown', async () => {
+    const unknown = await count({ ...conversation, model: 'nope' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error).toMatchObject({ code: 'model_not_found', param: 'model' });
+    const missing = await app.inject({ method: 'POST', url: '/v1/tokenize', payload: conversation });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error.message).toContain('POST /v1/chat/count_tokens');
+  });
+});
+
 describe('the runner’s model lifecycle over HTTP', () => {
   let lifecycleEngine: LlamaEngine;
   let lifecycleApp: ReturnType<typeof buildRunnerServer>;
@@ -532,6 +661,7 @@ describe('the runner’s model lifecycle over HTTP', () => {
       load: (name, settings) => lifecycleEngine.load(name, settings),
       stats: () => lifecycleEngine.stats(),
       embed: (request) => lifecycleEngine.embed(request),
+      countPromptTokens: (request) => lifecycleEngine.countPromptTokens(request),
       maxMemoryBytes: lifecycleEngine.maxMemoryBytes,
       chat: async (request) => {
         const result = await lifecycleEngine.chat(request);

@@ -22,7 +22,7 @@ import {
   ModelTooLargeError,
 } from '../engine/index.js';
 import { gpuMetricsText, readNvidiaGpus } from '../gpu-metrics.js';
-import { type ChatRequest, parseChatRequest } from './chat-request.js';
+import { type ChatRequest, parseChatCountRequest, parseChatRequest } from './chat-request.js';
 import { parseEmbeddingsRequest } from './embeddings-request.js';
 import { type FailureReason, RunnerMetrics, runnerMetricsContentType } from './runner-metrics.js';
 import { runningModels } from './running-models.js';
@@ -30,6 +30,10 @@ import { runningModels } from './running-models.js';
 /** What the server needs of an engine; `LlamaEngine` is the one implementation. */
 export interface RunnerEngine {
   chat(request: EngineChatRequest): Promise<EngineChatResult>;
+  /** The tokens the messages take as a chat request's prompt, counted as `chat` counts them. */
+  countPromptTokens(
+    request: Pick<EngineChatRequest, 'model' | 'settings' | 'messages' | 'keepAliveMs'>,
+  ): Promise<number>;
   embed(request: EngineEmbedRequest): Promise<EngineEmbedResult>;
   load(name: string, settings: EngineModelSettings): Promise<void>;
   stats(): EngineModelStats[];
@@ -76,7 +80,7 @@ export interface RunnerServerOptions {
 
 /**
  * The runner's OpenAI-compatible HTTP API: POST /v1/chat/completions (JSON or SSE), POST
- * /v1/embeddings, GET /v1/models, GET /api/ps (the loaded models, as Ollama's), GET /healthz
+ * /v1/chat/count_tokens (a prompt's exact token count), POST /v1/embeddings, GET /v1/models, GET /api/ps (the loaded models, as Ollama's), GET /healthz
  * and GET /metrics (Prometheus text). Errors use OpenAI's envelope from the error catalogue. A
  * client that disconnects aborts its generation, freeing its sequence.
  *
@@ -107,7 +111,7 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
   app.setNotFoundHandler((request) => {
     throw new GatewayError(
       'route_not_found',
-      `No endpoint ${request.method} ${request.url.split('?')[0]}. Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /api/ps, GET /healthz, GET /metrics.`,
+      `No endpoint ${request.method} ${request.url.split('?')[0]}. Endpoints: POST /v1/chat/completions, POST /v1/chat/count_tokens, POST /v1/embeddings, GET /v1/models, GET /api/ps, GET /healthz, GET /metrics.`,
     );
   });
 
@@ -216,6 +220,25 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
       ],
       usage: toUsage(result),
     };
+  });
+
+  /**
+   * `{model, messages, tools?}` → `{prompt_tokens}`: the prompt tokens a chat completion of the
+   * same body would report in its usage, for the gateway's exact count_tokens on local models.
+   * Its own path, named after Anthropic's /v1/messages/count_tokens and answering in OpenAI's
+   * usage word, rather than a /tokenize: llama.cpp's server tokenizes raw text without the chat
+   * template, and vLLM's answers every token id where only their number is wanted.
+   */
+  app.post('/v1/chat/count_tokens', async (request) => {
+    const counted = parseChatCountRequest(request.body);
+    const model = await servedModel(counted.model);
+    const promptTokens = await engine.countPromptTokens({
+      model: counted.model,
+      settings: model,
+      messages: counted.messages,
+      keepAliveMs: counted.keepAliveMs,
+    });
+    return { prompt_tokens: promptTokens };
   });
 
   app.post('/v1/embeddings', async (request, reply) => {
