@@ -2,6 +2,7 @@ import { GatewayError } from '../errors/index.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../spec/openai-chat.js';
 import type { EmbeddingsResponse } from '../spec/openai-embeddings.js';
 import type { ChatAdapter, ChatStreamDecoder, TranslationContext } from './adapter.js';
+import { parseJsonObject, unreadableAnswer } from './json-answer.js';
 import { openAIHeaders, upstreamFailure } from './openai-compatible.js';
 import { parseSseEvent, SseSplitter } from './sse.js';
 
@@ -30,8 +31,8 @@ export const openAICompatibleAdapter: ChatAdapter = {
     };
   },
   chatResponse(body, context) {
-    const completion = parseObject(body, context.targetName) as unknown as ChatCompletion;
-    if (!Array.isArray(completion.choices)) throw badResponse(context.targetName, 'it has no "choices"');
+    const completion = parseJsonObject(body, context.targetName) as unknown as ChatCompletion;
+    if (!Array.isArray(completion.choices)) throw unreadableAnswer(context.targetName, 'it has no "choices"');
     return completion;
   },
   chatStream: (context) => new OpenAIStreamDecoder(context),
@@ -45,7 +46,7 @@ export const openAICompatibleAdapter: ChatAdapter = {
         body: JSON.stringify({ ...request, model: upstreamModel }),
       };
     },
-    response: (body, context) => parseObject(body, context.targetName) as unknown as EmbeddingsResponse,
+    response: (body, context) => parseJsonObject(body, context.targetName) as unknown as EmbeddingsResponse,
   },
 };
 
@@ -90,7 +91,7 @@ class OpenAIStreamDecoder implements ChatStreamDecoder {
           this.#done = true;
           continue;
         }
-        const value = parseObject(data, this.#context.targetName);
+        const value = parseJsonObject(data, this.#context.targetName);
         if (typeof value.error === 'object' && value.error !== null) {
           const message = (value.error as { message?: unknown }).message;
           throw new GatewayError(
@@ -105,21 +106,4 @@ class OpenAIStreamDecoder implements ChatStreamDecoder {
     }
     return chunks;
   }
-}
-
-function parseObject(text: string, targetName: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw badResponse(targetName, 'it is not JSON');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw badResponse(targetName, 'it is not a JSON object');
-  }
-  return value as Record<string, unknown>;
-}
-
-function badResponse(targetName: string, why: string): GatewayError {
-  return new GatewayError('upstream_bad_response', `The answer from "${targetName}" is unreadable: ${why}.`);
 }

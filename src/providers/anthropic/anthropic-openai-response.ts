@@ -9,6 +9,7 @@ import type {
   ToolCallDelta,
 } from '../../spec/openai-chat.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
+import { parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import { parseSseEvent, SseSplitter } from '../sse.js';
 import { anthropicStreamFailure } from './anthropic-errors.js';
 import { jsonAnswerTool } from './openai-anthropic-request.js';
@@ -26,8 +27,8 @@ import { jsonAnswerTool } from './openai-anthropic-request.js';
 
 /** A whole Messages API answer as a canonical completion. */
 export function anthropicCompletion(body: string, context: TranslationContext): ChatCompletion {
-  const message = parseObject(body, context.targetName) as unknown as AnthropicResponse;
-  if (!Array.isArray(message.content)) throw badResponse(context.targetName, 'it has no "content" list');
+  const message = parseJsonObject(body, context.targetName) as unknown as AnthropicResponse;
+  if (!Array.isArray(message.content)) throw unreadableAnswer(context.targetName, 'it has no "content" list');
   let content: string | null = null;
   const toolCalls: ToolCall[] = [];
   for (const block of message.content) {
@@ -168,7 +169,7 @@ export class AnthropicStreamDecoder implements ChatStreamDecoder {
         if (this.#done) break;
         const { event, data } = parseSseEvent(text);
         if (data === '') continue;
-        const value = parseObject(data, this.#context.targetName);
+        const value = parseJsonObject(data, this.#context.targetName);
         this.#event(typeof value.type === 'string' ? value.type : event, value, chunks);
       }
     } catch (error) {
@@ -309,21 +310,4 @@ export class AnthropicStreamDecoder implements ChatStreamDecoder {
       choices: [{ index: 0, delta, finish_reason: finish }],
     };
   }
-}
-
-function parseObject(text: string, targetName: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw badResponse(targetName, 'it is not JSON');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw badResponse(targetName, 'it is not a JSON object');
-  }
-  return value as Record<string, unknown>;
-}
-
-function badResponse(targetName: string, why: string): GatewayError {
-  return new GatewayError('upstream_bad_response', `The answer from "${targetName}" is unreadable: ${why}.`);
 }

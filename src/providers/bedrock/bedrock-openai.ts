@@ -9,6 +9,7 @@ import type {
   ToolCallDelta,
 } from '../../spec/openai-chat.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
+import { parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import type { BedrockResponse, BedrockUsage } from './bedrock-wire.js';
 import { EventStreamError, type EventStreamMessage, EventStreamSplitter } from './event-stream.js';
 import { jsonAnswerTool } from './openai-bedrock.js';
@@ -27,9 +28,9 @@ import { jsonAnswerTool } from './openai-bedrock.js';
 
 /** A whole Converse answer as a canonical completion. */
 export function bedrockCompletion(body: string, context: TranslationContext): ChatCompletion {
-  const response = parseObject(body, context.targetName) as BedrockResponse;
+  const response = parseJsonObject(body, context.targetName) as BedrockResponse;
   const blocks = response.output?.message?.content;
-  if (!Array.isArray(blocks)) throw badResponse(context.targetName, 'it has no output message content');
+  if (!Array.isArray(blocks)) throw unreadableAnswer(context.targetName, 'it has no output message content');
   let content: string | null = null;
   const toolCalls: ToolCall[] = [];
   for (const block of blocks) {
@@ -156,7 +157,7 @@ export class BedrockStreamDecoder implements ChatStreamDecoder {
     } catch (error) {
       const failure =
         error instanceof EventStreamError
-          ? badResponse(this.#context.targetName, `its event stream is corrupt (${error.message})`)
+          ? unreadableAnswer(this.#context.targetName, `its event stream is corrupt (${error.message})`)
           : error;
       if (!(failure instanceof GatewayError)) throw failure;
       // Kept for every later call too: the bytes after a failure cannot be trusted.
@@ -191,7 +192,7 @@ export class BedrockStreamDecoder implements ChatStreamDecoder {
     }
     if (kind !== 'event') return;
     const type = message.headers.get(':event-type');
-    const value = parseObject(message.payload.toString('utf8'), this.#context.targetName);
+    const value = parseJsonObject(message.payload.toString('utf8'), this.#context.targetName);
     switch (type) {
       case 'messageStart':
         this.#start(chunks);
@@ -469,21 +470,4 @@ function retryAfter(headers: IncomingHttpHeaders): Record<string, string> {
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return typeof value === 'string' ? value : Array.isArray(value) ? value[0] : undefined;
-}
-
-function parseObject(text: string, targetName: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw badResponse(targetName, 'it is not JSON');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw badResponse(targetName, 'it is not a JSON object');
-  }
-  return value as Record<string, unknown>;
-}
-
-function badResponse(targetName: string, why: string): GatewayError {
-  return new GatewayError('upstream_bad_response', `The answer from "${targetName}" is unreadable: ${why}.`);
 }

@@ -10,6 +10,7 @@ import type {
 } from '../../spec/openai-chat.js';
 import type { EmbeddingsResponse } from '../../spec/openai-embeddings.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
+import { parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import { parseSseEvent, SseSplitter } from '../sse.js';
 import type {
   GeminiCandidate,
@@ -27,7 +28,7 @@ import type {
 
 /** A whole generateContent answer as a chat completion. */
 export function fromGeminiResponse(body: string, context: TranslationContext): ChatCompletion {
-  const response = parseObject(body, context.targetName) as GeminiResponse;
+  const response = parseJsonObject(body, context.targetName) as GeminiResponse;
   const calls = new CallIds(response.responseId ?? context.id);
   const candidates = response.candidates ?? [];
   const completion: ChatCompletion = {
@@ -39,7 +40,7 @@ export function fromGeminiResponse(body: string, context: TranslationContext): C
   };
   if (candidates.length === 0) {
     if (response.promptFeedback?.blockReason === undefined) {
-      throw badResponse(context.targetName, 'it has neither candidates nor a block reason');
+      throw unreadableAnswer(context.targetName, 'it has neither candidates nor a block reason');
     }
     // A blocked prompt is an answer, not a failure: the model declined, as OpenAI's content filter does.
     completion.choices.push({
@@ -246,7 +247,7 @@ export class GeminiStreamDecoder implements ChatStreamDecoder {
   #decode(text: string, chunks: ChatCompletionChunk[]): void {
     const { data } = parseSseEvent(text);
     if (data === '') return;
-    const response = parseObject(data, this.#context.targetName) as GeminiResponse & { error?: unknown };
+    const response = parseJsonObject(data, this.#context.targetName) as GeminiResponse & { error?: unknown };
     if (isObject(response.error)) throw errorEvent(response.error as GoogleError, this.#context.targetName);
     this.#calls ??= new CallIds(response.responseId ?? this.#context.id);
     // Each event's usage is the running total; the last one is the answer's.
@@ -429,8 +430,9 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
  * learnt, not an estimate.
  */
 export function fromGeminiEmbeddings(body: string, context: TranslationContext): EmbeddingsResponse {
-  const response = parseObject(body, context.targetName) as GeminiEmbeddingsResponse;
-  if (!Array.isArray(response.embeddings)) throw badResponse(context.targetName, 'it has no "embeddings"');
+  const response = parseJsonObject(body, context.targetName) as GeminiEmbeddingsResponse;
+  if (!Array.isArray(response.embeddings))
+    throw unreadableAnswer(context.targetName, 'it has no "embeddings"');
   return {
     object: 'list',
     data: response.embeddings.map((embedding, index) => ({
@@ -443,21 +445,6 @@ export function fromGeminiEmbeddings(body: string, context: TranslationContext):
   };
 }
 
-function parseObject(text: string, targetName: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw badResponse(targetName, 'it is not JSON');
-  }
-  if (!isObject(value)) throw badResponse(targetName, 'it is not a JSON object');
-  return value;
-}
-
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function badResponse(targetName: string, why: string): GatewayError {
-  return new GatewayError('upstream_bad_response', `The answer from "${targetName}" is unreadable: ${why}.`);
 }

@@ -12,6 +12,7 @@ import type {
 } from '../../spec/openai-chat.js';
 import type { EmbeddingsResponse } from '../../spec/openai-embeddings.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
+import { parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import { NdjsonSplitter } from '../ndjson.js';
 import { upstreamFailure } from '../openai-compatible.js';
 import type {
@@ -31,12 +32,12 @@ import type {
 
 /** A whole /api/chat answer (stream: false). */
 export function ollamaChatCompletion(body: string, context: TranslationContext): ChatCompletion {
-  const answer = parseObject(body, context.targetName) as OllamaChatResponse;
+  const answer = parseJsonObject(body, context.targetName) as OllamaChatResponse;
   if (typeof answer.error === 'string') {
     throw new GatewayError('upstream_error', `Upstream "${context.targetName}" failed: ${answer.error}`);
   }
   if (answer.message === null || typeof answer.message !== 'object') {
-    throw badResponse(context.targetName, 'it has no "message"');
+    throw unreadableAnswer(context.targetName, 'it has no "message"');
   }
   const toolCalls = (answer.message.tool_calls ?? []).map((call, index) => toolCall(call, index, context));
   const content = answer.message.content ?? '';
@@ -171,7 +172,7 @@ export class OllamaStreamDecoder implements ChatStreamDecoder {
   #decode(line: string, chunks: ChatCompletionChunk[]): void {
     // Anything after the done line is not part of this answer.
     if (this.#done) return;
-    const value = parseObject(line, this.#context.targetName) as OllamaChatResponse;
+    const value = parseJsonObject(line, this.#context.targetName) as OllamaChatResponse;
     if (typeof value.error === 'string') {
       throw new GatewayError(
         'upstream_stream_failed',
@@ -231,8 +232,8 @@ export class OllamaStreamDecoder implements ChatStreamDecoder {
 
 /** A whole /api/embed answer. */
 export function ollamaEmbeddings(body: string, context: TranslationContext): EmbeddingsResponse {
-  const answer = parseObject(body, context.targetName) as Partial<OllamaEmbedResponse>;
-  if (!Array.isArray(answer.embeddings)) throw badResponse(context.targetName, 'it has no "embeddings"');
+  const answer = parseJsonObject(body, context.targetName) as Partial<OllamaEmbedResponse>;
+  if (!Array.isArray(answer.embeddings)) throw unreadableAnswer(context.targetName, 'it has no "embeddings"');
   const prompt = typeof answer.prompt_eval_count === 'number' ? answer.prompt_eval_count : 0;
   return {
     object: 'list',
@@ -271,21 +272,4 @@ function errorText(body: string): string | undefined {
     if (typeof value?.error === 'string' && value.error !== '') return value.error;
   } catch {}
   return body.trim().slice(0, 500) || undefined;
-}
-
-function parseObject(text: string, targetName: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw badResponse(targetName, 'it is not JSON');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw badResponse(targetName, 'it is not a JSON object');
-  }
-  return value as Record<string, unknown>;
-}
-
-function badResponse(targetName: string, why: string): GatewayError {
-  return new GatewayError('upstream_bad_response', `The answer from "${targetName}" is unreadable: ${why}.`);
 }
