@@ -24,7 +24,7 @@ Usage:
   switchyard pull <ref>          Download a GGUF model (hf:org/repo/file.gguf, a URL or a path)
   switchyard models ls|inspect|rm|import|create-demo
       Manage the local model store; \`switchyard models\` explains each.
-  switchyard runner [--port 4100] [--threads N] [--parallel 2] [--context-size 4096] [--max-queue 16]
+  switchyard runner [--port 4100 | --socket PATH] [--threads N] [--parallel 2] [--context-size 4096] [--max-queue 16]
                     [--max-loaded-models 3] [--max-memory auto|8GiB] [--gpu auto|off]
       Serve the store's models over an OpenAI-compatible API on loopback (serve supervises it).
   switchyard ps [--runner URL] [--json]

@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
 import type { RunningModel, RunningModelsResponse } from '../runner/server/running-models.js';
 import { formatBytes } from '../runner/store/index.js';
-import { readRunnerState, runnerStatePath } from './runner-state.js';
+import { readRunnerState, requestRunner, runnerStatePath } from './runner-state.js';
 import { table } from './table.js';
 
 const hint = 'start `switchyard serve` (or `switchyard runner`), or pass --runner URL';
@@ -20,9 +19,9 @@ export async function psCommand(args: string[]): Promise<number> {
   });
   let url: string;
   if (values.runner !== undefined) {
-    if (!/^https?:\/\/[^/]/.test(values.runner)) {
+    if (!/^(https?:\/\/[^/]|unix:\/)/.test(values.runner)) {
       process.stderr.write(
-        `switchyard: --runner must be the runner's URL, such as http://127.0.0.1:4100, not "${values.runner}"\n`,
+        `switchyard: --runner must be the runner's URL, such as http://127.0.0.1:4100 or unix:/path/to/runner.sock, not "${values.runner}"\n`,
       );
       return 2;
     }
@@ -39,9 +38,9 @@ export async function psCommand(args: string[]): Promise<number> {
   let status: number;
   let text: string;
   try {
-    const response = await request(`${url}/api/ps`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
+    const response = await requestRunner(url, '/api/ps', { headersTimeout: 10_000, bodyTimeout: 10_000 });
     status = response.statusCode;
-    text = await response.body.text();
+    text = response.text;
   } catch (error) {
     const reason = (error as { code?: unknown }).code ?? (error as Error).message;
     process.stderr.write(`switchyard: no runner answers at ${url} (${String(reason)}): ${hint}\n`);

@@ -1,13 +1,14 @@
 import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { dataDirectory } from '../config/defaults.js';
 
 /**
  * What `<data dir>/runner.json` says about the runner that `switchyard ps` talks to.
  *
  * @example { "url": "http://127.0.0.1:41877", "pid": 48213, "started_at": "2025-06-01T09:30:00.000Z" }
+ * A runner started with --socket records "unix:/path/to/runner.sock" as its url.
  */
 export interface RunnerState {
   /** Where the runner answers, on an address a client on this machine can reach. */
@@ -104,7 +105,7 @@ async function readRecorded(path: string): Promise<RunnerState | undefined> {
     return undefined;
   }
   const { url, pid, started_at } = (value ?? {}) as Partial<Record<keyof RunnerState, unknown>>;
-  if (typeof url !== 'string' || !/^https?:\/\//.test(url)) return undefined;
+  if (typeof url !== 'string' || !/^(https?:\/\/|unix:\/)/.test(url)) return undefined;
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined;
   return { url, pid, started_at: typeof started_at === 'string' ? started_at : '' };
 }
@@ -122,14 +123,37 @@ function processAlive(pid: number): boolean {
 /** Whether a runner answers its health check at `url` within a second. */
 async function runnerAnswers(url: string): Promise<boolean> {
   try {
-    const response = await request(`${url}/healthz`, {
-      headersTimeout: 1_000,
-      bodyTimeout: 1_000,
-      reset: true,
-    });
-    await response.body.dump();
+    const response = await requestRunner(url, '/healthz', { headersTimeout: 1_000, bodyTimeout: 1_000 });
     return response.statusCode === 200;
   } catch {
     return false;
+  }
+}
+
+/** The URL recorded for a runner listening on a Unix socket: "unix:" and the socket's path. */
+export function unixRunnerUrl(socketPath: string): string {
+  return `unix:${socketPath}`;
+}
+
+/**
+ * GETs `path` from a runner at `url` (http(s)://host:port, or unix:/path/to.sock for a runner
+ * started with --socket) and reads the whole answer.
+ */
+export async function requestRunner(
+  url: string,
+  path: string,
+  timeouts: { headersTimeout: number; bodyTimeout: number },
+): Promise<{ statusCode: number; text: string }> {
+  const socketPath = url.startsWith('unix:') ? url.slice('unix:'.length) : undefined;
+  const dispatcher = socketPath === undefined ? undefined : new Agent({ connect: { socketPath } });
+  try {
+    const response = await request(socketPath === undefined ? `${url}${path}` : `http://localhost${path}`, {
+      ...timeouts,
+      reset: true,
+      ...(dispatcher === undefined ? {} : { dispatcher }),
+    });
+    return { statusCode: response.statusCode, text: await response.body.text() };
+  } finally {
+    await dispatcher?.close();
   }
 }

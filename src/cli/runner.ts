@@ -1,4 +1,6 @@
+import { chmod, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseKeepAlive, parseMemoryBudget } from '../config/units.js';
 import { LlamaEngine } from '../runner/engine/index.js';
@@ -6,7 +8,14 @@ import { buildRunnerServer, type RunnerModel } from '../runner/server/index.js';
 import { StoreModelCatalog } from '../runner/store-model-catalog.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 import { openModelStore } from './models.js';
-import { claimRunnerState, releaseRunnerState, runnerStatePath, runnerUrl } from './runner-state.js';
+import {
+  claimRunnerState,
+  releaseRunnerState,
+  requestRunner,
+  runnerStatePath,
+  runnerUrl,
+  unixRunnerUrl,
+} from './runner-state.js';
 
 /**
  * `switchyard runner`: serves every model in the local store over an OpenAI-compatible API on
@@ -32,6 +41,7 @@ export async function runnerCommand(args: string[]): Promise<number> {
       'max-memory': { type: 'string', default: 'auto' },
       gpu: { type: 'string', default: 'auto' },
       preload: { type: 'string', default: '' },
+      socket: { type: 'string' },
     },
   });
   let numbers: Record<'port' | 'parallel' | 'contextSize' | 'maxQueue' | 'maxLoadedModels', number> & {
@@ -104,16 +114,29 @@ export async function runnerCommand(args: string[]): Promise<number> {
   });
   // The server gets no logger: per-request lines belong to the gateway, which logs every request.
   const app = buildRunnerServer({ engine, models, catalog, preload });
-  await app.listen({ host: values.host, port: numbers.port });
-  const address = app.server.address() as AddressInfo;
-  logger.info(
-    { url: `http://${address.address}:${address.port}`, models: [...models.keys()], preloaded: preload },
-    'runner listening',
-  );
+  let url: string;
+  if (values.socket !== undefined) {
+    // A Unix socket instead of a port: only this user can connect (mode 0600), and nothing on
+    // the network sees it. A socket file left by a runner that died is removed first; one a live
+    // runner answers on is not taken over.
+    const socketPath = resolvePath(values.socket);
+    if (await runnerListensOn(socketPath)) {
+      process.stderr.write(`switchyard runner: another runner is listening on ${socketPath}\n`);
+      return 1;
+    }
+    await rm(socketPath, { force: true });
+    await app.listen({ path: socketPath });
+    await chmod(socketPath, 0o600);
+    url = unixRunnerUrl(socketPath);
+  } else {
+    await app.listen({ host: values.host, port: numbers.port });
+    url = runnerUrl(app.server.address() as AddressInfo);
+  }
+  logger.info({ url, models: [...models.keys()], preloaded: preload }, 'runner listening');
   // Recorded for `switchyard ps`; see runnerStatePath for who keeps the file. A runner that
   // cannot record itself still serves: only `ps` without --runner misses it.
   const statePath = runnerStatePath();
-  const state = { url: runnerUrl(address), pid: process.pid, started_at: new Date().toISOString() };
+  const state = { url, pid: process.pid, started_at: new Date().toISOString() };
   await claimRunnerState(statePath, state).then(
     (claim) => {
       if (!claim.claimed) {
@@ -149,4 +172,20 @@ function whole(text: string, flag: string, minimum: number): number {
   const value = Number(text);
   if (Number.isInteger(value) && value >= minimum) return value;
   throw new Error(`--${flag} must be a whole number of at least ${minimum}, got "${text}"`);
+}
+
+/** Whether something answers a runner's health check on the Unix socket at `socketPath`. */
+async function runnerListensOn(socketPath: string): Promise<boolean> {
+  try {
+    return (
+      (
+        await requestRunner(unixRunnerUrl(socketPath), '/healthz', {
+          headersTimeout: 1_000,
+          bodyTimeout: 1_000,
+        })
+      ).statusCode === 200
+    );
+  } catch {
+    return false;
+  }
 }

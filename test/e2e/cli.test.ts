@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startCli } from '../support/cli.js';
+import { cliPath, runCli, startCli } from '../support/cli.js';
 import { type MockUpstream, startMockUpstream } from '../support/mock-upstream.js';
 
 let directory: string;
@@ -235,6 +238,50 @@ describe('switchyard ps', () => {
 });
 
 describe('switchyard runner', () => {
+  it('serves on a Unix socket only its user can open, which ps and clients reach', async () => {
+    const dataDirectory = join(directory, 'socket-runner');
+    const env = { SWITCHYARD_DATA_DIR: dataDirectory };
+    expect((await runCli(['models', 'create-demo', '--size', 'tiny'], env)).code).toBe(0);
+    const socketPath = join(dataDirectory, 'runner.sock');
+    const runner = spawn(process.execPath, [cliPath, 'runner', '--socket', socketPath, '--threads', '1'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: 'ignore',
+    });
+    const dispatcher = new Agent({ connect: { socketPath } });
+    try {
+      for (let attempt = 0; attempt < 200 && !existsSync(socketPath); attempt++) await sleep(50);
+      expect(statSync(socketPath).mode & 0o777).toBe(0o600);
+      const answer = await request('http://localhost/v1/chat/completions', {
+        method: 'POST',
+        dispatcher,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'demo:tiny',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 4,
+        }),
+      });
+      expect(answer.statusCode).toBe(200);
+      expect(
+        ((await answer.body.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens,
+      ).toBe(4);
+      // ps finds it through the state file, which records unix:<path>.
+      const ps = await runCli(['ps'], env);
+      expect(ps.code).toBe(0);
+      expect(ps.stdout).toContain('demo:tiny');
+      const explicit = await runCli(['ps', '--runner', `unix:${socketPath}`, '--json'], env);
+      expect(JSON.parse(explicit.stdout).models[0].name).toBe('demo:tiny');
+      // A second runner on the same socket refuses rather than stealing it.
+      const second = await runCli(['runner', '--socket', socketPath], env);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain(`another runner is listening on ${socketPath}`);
+    } finally {
+      await dispatcher.close();
+      runner.kill('SIGTERM');
+      await new Promise((resolve) => runner.once('exit', resolve));
+    }
+  });
+
   it('refuses a keep-alive or memory budget it cannot read, and more preloads than it keeps loaded, exiting 2', async () => {
     const keepAlive = await runCli(['runner', '--port', '0', '--keep-alive', 'soon']);
     expect(keepAlive.code).toBe(2);
