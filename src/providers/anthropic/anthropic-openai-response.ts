@@ -9,7 +9,7 @@ import type {
   ToolCallDelta,
 } from '../../spec/openai-chat.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
-import { parseJsonObject, unreadableAnswer } from '../json-answer.js';
+import { assistantCompletion, parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import { parseSseEvent, SseSplitter } from '../sse.js';
 import { anthropicStreamFailure } from './anthropic-errors.js';
 import { jsonAnswerTool } from './openai-anthropic-request.js';
@@ -44,28 +44,13 @@ export function anthropicCompletion(body: string, context: TranslationContext): 
       });
     }
   }
-  const completion: ChatCompletion = {
-    id: context.id,
-    object: 'chat.completion',
-    created: context.created,
-    model: context.model,
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: 'assistant',
-          content,
-          refusal: null,
-          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
-        },
-        logprobs: null,
-        finish_reason: finishReason(message.stop_reason, toolCalls.length > 0),
-      },
-    ],
-  };
-  const usage = canonicalUsage(message.usage);
-  if (usage !== undefined) completion.usage = usage;
-  return completion;
+  return assistantCompletion(context, {
+    content,
+    toolCalls,
+    finishReason: finishReason(message.stop_reason, toolCalls.length > 0),
+    usage: canonicalUsage(message.usage),
+    withRefusal: true,
+  });
 }
 
 /**

@@ -9,7 +9,7 @@ import type {
   ToolCallDelta,
 } from '../../spec/openai-chat.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
-import { parseJsonObject, unreadableAnswer } from '../json-answer.js';
+import { assistantCompletion, parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import type { BedrockResponse, BedrockUsage } from './bedrock-wire.js';
 import { EventStreamError, type EventStreamMessage, EventStreamSplitter } from './event-stream.js';
 import { jsonAnswerTool } from './openai-bedrock.js';
@@ -46,28 +46,13 @@ export function bedrockCompletion(body: string, context: TranslationContext): Ch
       });
     }
   }
-  const completion: ChatCompletion = {
-    id: context.id,
-    object: 'chat.completion',
-    created: context.created,
-    model: context.model,
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: 'assistant',
-          content,
-          refusal: null,
-          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
-        },
-        logprobs: null,
-        finish_reason: finishReason(response.stopReason, toolCalls.length > 0),
-      },
-    ],
-  };
-  const usage = canonicalUsage(response.usage);
-  if (usage !== undefined) completion.usage = usage;
-  return completion;
+  return assistantCompletion(context, {
+    content,
+    toolCalls,
+    finishReason: finishReason(response.stopReason, toolCalls.length > 0),
+    usage: canonicalUsage(response.usage),
+    withRefusal: true,
+  });
 }
 
 /**

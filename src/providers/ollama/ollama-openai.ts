@@ -12,7 +12,7 @@ import type {
 } from '../../spec/openai-chat.js';
 import type { EmbeddingsResponse } from '../../spec/openai-embeddings.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
-import { parseJsonObject, unreadableAnswer } from '../json-answer.js';
+import { assistantCompletion, parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import { NdjsonSplitter } from '../ndjson.js';
 import { upstreamFailure } from '../openai-compatible.js';
 import type {
@@ -41,26 +41,14 @@ export function ollamaChatCompletion(body: string, context: TranslationContext):
   }
   const toolCalls = (answer.message.tool_calls ?? []).map((call, index) => toolCall(call, index, context));
   const content = answer.message.content ?? '';
-  return {
-    id: context.id,
-    object: 'chat.completion',
-    created: context.created,
-    model: context.model,
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: 'assistant',
-          // OpenAI answers null content beside tool calls when the model said nothing else.
-          content: content === '' && toolCalls.length > 0 ? null : content,
-          ...(toolCalls.length > 0 && { tool_calls: toolCalls }),
-        },
-        logprobs: choiceLogprobs(answer.logprobs),
-        finish_reason: finishReason(answer.done_reason, toolCalls.length > 0),
-      },
-    ],
+  return assistantCompletion(context, {
+    // OpenAI answers null content beside tool calls when the model said nothing else.
+    content: content === '' && toolCalls.length > 0 ? null : content,
+    toolCalls,
+    finishReason: finishReason(answer.done_reason, toolCalls.length > 0),
     usage: usage(answer),
-  };
+    logprobs: choiceLogprobs(answer.logprobs),
+  });
 }
 
 /**
