@@ -60,6 +60,27 @@ describe('the table `switchyard ps` prints', () => {
     );
   });
 
+  it('adds the GPU’s part of each model’s size once a model has layers on a GPU', () => {
+    const text = formatRunningModels(
+      [
+        running(),
+        running({
+          name: 'llama:8b',
+          size: 6_200_000_000,
+          size_vram: 5_900_000_000,
+          processor: '100% GPU',
+          gpu: 'cuda',
+        }),
+      ],
+      now,
+    );
+    expect(text.split('\n').slice(0, 3)).toEqual([
+      'NAME        SIZE     VRAM     PROCESSOR  CONTEXT  SLOTS  WAITING  IDLE  UNTIL',
+      'demo:small  25.1 MB  0 B      100% CPU   2048     0/2    0        12s   4 minutes from now',
+      'llama:8b    6.20 GB  5.90 GB  100% GPU   2048     0/2    0        12s   4 minutes from now',
+    ]);
+  });
+
   it('counts down in the largest whole unit, and says when an unload is due', () => {
     const until = (expiresAt: string) =>
       formatRunningModels([running({ expires_at: expiresAt })], now)

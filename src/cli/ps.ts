@@ -63,7 +63,9 @@ export async function psCommand(args: string[]): Promise<number> {
 }
 
 /**
- * The table `switchyard ps` prints, as of `now` (wall clock, milliseconds).
+ * The table `switchyard ps` prints, as of `now` (wall clock, milliseconds). SIZE is RAM and GPU
+ * memory together, as in `ollama ps`; a VRAM column, the GPU's part of it, follows once any model
+ * has layers on a GPU, so the table on a machine without one stays as narrow as before.
  *
  * @example
  * NAME        SIZE    PROCESSOR  CONTEXT  SLOTS  WAITING  IDLE  UNTIL
@@ -71,9 +73,11 @@ export async function psCommand(args: string[]): Promise<number> {
  */
 export function formatRunningModels(models: readonly RunningModel[], now: number): string {
   if (models.length === 0) return 'No models are loaded. A model loads on its first request.\n';
+  const onGpu = models.some((model) => model.size_vram > 0);
   const rows = models.map((model) => [
     model.name,
     formatBytes(model.size),
+    ...(onGpu ? [formatBytes(model.size_vram)] : []),
     model.processor,
     String(model.context_length),
     `${model.slots_in_use}/${model.parallel}`,
@@ -81,7 +85,18 @@ export function formatRunningModels(models: readonly RunningModel[], now: number
     model.idle_seconds === null ? 'busy' : shortDuration(model.idle_seconds),
     until(model, now),
   ]);
-  return table(['NAME', 'SIZE', 'PROCESSOR', 'CONTEXT', 'SLOTS', 'WAITING', 'IDLE', 'UNTIL'], rows);
+  const header = [
+    'NAME',
+    'SIZE',
+    ...(onGpu ? ['VRAM'] : []),
+    'PROCESSOR',
+    'CONTEXT',
+    'SLOTS',
+    'WAITING',
+    'IDLE',
+    'UNTIL',
+  ];
+  return table(header, rows);
 }
 
 /** When the model unloads, in words, as `ollama ps` says it. */

@@ -23,7 +23,8 @@ import {
  * its own. Models are named `name:tag` as in `switchyard models ls`, and load on first request
  * (or at start with --preload), and unload once idle for --keep-alive (Ollama's syntax: "5m",
  * seconds, 0, or -1 for forever). At most --max-loaded-models stay loaded at once, taking at
- * most --max-memory of RAM together ('auto', a size such as "8GiB", or bytes). Once
+ * most --max-memory of RAM together ('auto', a size such as "8GiB", or bytes) and, with a GPU
+ * (--gpu auto), no more of its memory than it has free. Once
  * listening it records its URL and pid in `<data dir>/runner.json`, where `switchyard ps` finds it.
  */
 export async function runnerCommand(args: string[]): Promise<number> {

@@ -1,7 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LlamaEngine } from './engine/index.js';
 import { createDemoModel } from './gguf/index.js';
 import { inspectGguf } from './model-inspector.js';
@@ -15,13 +15,13 @@ let catalog: StoreModelCatalog;
 let engine: LlamaEngine;
 let app: ReturnType<typeof buildRunnerServer>;
 let baseUrl: string;
-/** Two tiny demo models with different weights, so that each has a blob of its own. */
+/** Four tiny demo models with different weights, so that each has a blob of its own. */
 const files: string[] = [];
 
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), 'switchyard-catalog-'));
   store = new ModelStore({ root: join(directory, 'models'), inspect: inspectGguf });
-  for (const seed of [1, 2]) {
+  for (const seed of [1, 2, 3, 4]) {
     const path = join(directory, `tiny-${seed}.gguf`);
     await createDemoModel({ size: 'tiny', seed, path });
     files.push(path);
@@ -44,12 +44,20 @@ afterAll(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-const chat = (model: string) =>
+const chat = (model: string, fields: Record<string, unknown> = {}) =>
   fetch(`${baseUrl}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 }),
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, ...fields }),
   });
+
+/** What a model answers at temperature 0, which tells demo models of different seeds apart. */
+const answer = async (model: string, fields: Record<string, unknown> = {}) => {
+  const response = await chat(model, { temperature: 0, max_tokens: 8, ...fields });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message
+    .content;
+};
 
 const listed = async () =>
   ((await (await fetch(`${baseUrl}/v1/models`)).json()) as { data: { id: string }[] }).data.map(
@@ -97,7 +105,7 @@ describe('a runner with a catalog sees the store change without a restart', () =
     expect((await chat('second:v1')).status).toBe(404);
   });
 
-  it('a known model removed from the store before it loaded answers 404 once its load fails, and is forgotten', async () => {
+  it('a known model removed from the store before it loaded answers 404, and is forgotten', async () => {
     await store.importFile(files[1]!, 'doomed:v1', { link: false });
     expect(await listed()).toContain('doomed:v1'); // the runner knows it now, without loading it
     await store.remove('doomed:v1'); // its blob goes with it: no other name shares it
@@ -108,5 +116,44 @@ describe('a runner with a catalog sees the store change without a restart', () =
     expect(error.message).toContain('was removed from the model store');
     const again = (await (await chat('doomed:v1')).json()) as { error: { message: string } };
     expect(again.error.message).toContain('not served by this runner nor in its model store');
+  });
+
+  it('a known model pulled again with new content while unloaded, its old blob deleted, loads the new file', async () => {
+    await store.importFile(files[2]!, 'repulled:v1', { link: false });
+    await store.importFile(files[1]!, 'reference:v1', { link: false });
+    const before = await answer('repulled:v1', { keep_alive: 0 }); // loads, then unloads once idle
+    const oldBlob = store.blobPath((await store.get('repulled:v1')).digest);
+    // Pulled again: the manifest names the new blob, and the old one, used by no other name, goes.
+    await store.importFile(files[1]!, 'repulled:v1', { link: false });
+    await expect(access(oldBlob)).rejects.toThrow();
+    const after = await answer('repulled:v1');
+    expect(after).toBe(await answer('reference:v1'));
+    expect(after).not.toBe(before);
+  });
+
+  it('a known model pulled again while unloaded loads the new file even while the old blob stays for another name', async () => {
+    await store.importFile(files[3]!, 'shared:v1', { link: false });
+    await store.importFile(files[3]!, 'moving:v1', { link: false });
+    await store.importFile(files[0]!, 'target:v1', { link: false });
+    const before = await answer('moving:v1', { keep_alive: 0 });
+    await store.importFile(files[0]!, 'moving:v1', { link: false });
+    const after = await answer('moving:v1');
+    expect(after).toBe(await answer('target:v1'));
+    expect(after).not.toBe(before);
+  });
+
+  it('reads a manifest once per load: requests for a loaded model touch no disk', async () => {
+    await store.importFile(files[0]!, 'steady:v1', { link: false });
+    const find = vi.spyOn(catalog, 'find');
+    try {
+      // Requests arriving together for a cold model share one read.
+      const cold = await Promise.all([chat('steady:v1'), chat('steady:v1'), chat('steady:v1')]);
+      expect(cold.map((response) => response.status)).toEqual([200, 200, 200]);
+      expect(find).toHaveBeenCalledTimes(1);
+      expect((await chat('steady:v1')).status).toBe(200);
+      expect(find).toHaveBeenCalledTimes(1);
+    } finally {
+      find.mockRestore();
+    }
   });
 });

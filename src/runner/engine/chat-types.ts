@@ -111,6 +111,12 @@ export interface EngineModelStats {
    * loaded model has one. Null until the first estimate.
    */
   readonly estimatedBytes: number | null;
+  /**
+   * GPU memory the model counts against what the GPU has for the runner's models, estimated as
+   * `estimatedBytes` is: the offloaded layers and their share of the contexts. 0 on the CPU; null
+   * until the first estimate.
+   */
+  readonly estimatedVramBytes: number | null;
   /** How long the model stays loaded once idle, after its last request; `Infinity` for forever. */
   readonly keepAliveMs: number;
   /** Times the model was unloaded, because its keep-alive expired or to make room for another. */

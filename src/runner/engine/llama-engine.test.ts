@@ -617,6 +617,107 @@ describe('LlamaEngine memory budget', () => {
     });
   });
 
+  describe('with a GPU', () => {
+    // A fake GPU: the CPU build here loads every layer on the CPU, but the engine plans, budgets
+    // and reports as on a GPU of `total` bytes that only its own models and `otherPrograms` use.
+    let fullOffloadVram: number;
+    let fullOffloadRam: number;
+
+    async function withGpu(
+      total: number,
+      otherPrograms: number,
+      test: (engine: LlamaEngine, stats: (name: string) => EngineModelStats) => Promise<void>,
+    ): Promise<void> {
+      const gpuEngine: LlamaEngine = new LlamaEngine({
+        threads: 1,
+        vramState: async () => {
+          const ours = gpuEngine
+            .stats()
+            .filter((model) => model.loaded)
+            .reduce((sum, model) => sum + (model.estimatedVramBytes ?? 0), 0);
+          return { total, free: total - otherPrograms - ours };
+        },
+      });
+      try {
+        await test(gpuEngine, (name) => gpuEngine.stats().find((model) => model.name === name)!);
+      } finally {
+        await gpuEngine.close();
+      }
+    }
+
+    beforeAll(async () => {
+      await withGpu(2 ** 40, 0, async (gpuEngine, stats) => {
+        await gpuEngine.load('small', { path, ...small });
+        fullOffloadVram = stats('small').estimatedVramBytes!;
+        fullOffloadRam = stats('small').estimatedBytes!;
+      });
+    });
+
+    it('counts the layers it places on the GPU in VRAM, not RAM', () => {
+      expect(fullOffloadVram).toBeGreaterThan(0);
+      expect(fullOffloadRam).toBeLessThan(smallBytes);
+    });
+
+    it('places only the layers that fit beside what other programs hold, the rest in RAM', async () => {
+      const total = 4 * fullOffloadVram;
+      await withGpu(total, total - Math.floor(fullOffloadVram / 2), async (gpuEngine, stats) => {
+        await gpuEngine.chat({
+          model: 'partly',
+          settings: { path, ...small },
+          messages: hello,
+          maxTokens: 1,
+        });
+        expect(stats('partly').estimatedVramBytes).toBeGreaterThan(0);
+        expect(stats('partly').estimatedVramBytes).toBeLessThanOrEqual(fullOffloadVram / 2);
+        expect(stats('partly').estimatedBytes).toBeGreaterThan(fullOffloadRam);
+      });
+    });
+
+    it('unloads the least recently used idle model to make room on the GPU, though RAM has room to spare', async () => {
+      await withGpu(Math.floor(fullOffloadVram * 1.5), 0, async (gpuEngine, stats) => {
+        await gpuEngine.chat({ model: 'first', settings: { path, ...small }, messages: hello, maxTokens: 1 });
+        await gpuEngine.chat({
+          model: 'second',
+          settings: { path: otherPath, ...small },
+          messages: hello,
+          maxTokens: 1,
+        });
+        expect(stats('first')).toMatchObject({ loaded: false, unloads: 1 });
+        expect(stats('second')).toMatchObject({ loaded: true, estimatedVramBytes: fullOffloadVram });
+      });
+    });
+
+    it('refuses a model whose GPU memory busy models hold, naming the GPU budget, and loads it once they are idle', async () => {
+      await withGpu(Math.floor(fullOffloadVram * 1.5), 0, async (gpuEngine, stats) => {
+        const holder = new AbortController();
+        const { holding } = await occupy(gpuEngine, 'first', holder.signal);
+        const error = await gpuEngine
+          .chat({ model: 'second', settings: { path: otherPath, ...small }, messages: hello, maxTokens: 1 })
+          .catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(ModelBudgetError);
+        expect(error).toMatchObject({
+          code: 'model_overloaded',
+          budget: 'vram',
+          busy: ['first'],
+          retryAfterSeconds: 1,
+          message: expect.stringMatching(
+            /^Model second needs about [\d.]+ [KM]iB of GPU memory \(weights [\d.]+ [KM]iB \+ context 0 bytes, with (\d+) of \1 layers on the GPU\); the runner's models may have [\d.]+ [KM]iB of the GPU's memory, and [\d.]+ [KM]iB of it is held by first, busy serving requests\. Retry shortly\.$/,
+          ),
+        });
+        holder.abort(new Error('done'));
+        await holding;
+        await gpuEngine.chat({
+          model: 'second',
+          settings: { path: otherPath, ...small },
+          messages: hello,
+          maxTokens: 1,
+        });
+        expect(stats('second').loaded).toBe(true);
+        expect(stats('first')).toMatchObject({ loaded: false, unloads: 1 });
+      });
+    });
+  });
+
   it('refuses a budget that is not a positive whole number of bytes', () => {
     expect(() => new LlamaEngine({ maxMemoryBytes: 0 })).toThrow(
       /maxMemoryBytes must be a positive whole number/,

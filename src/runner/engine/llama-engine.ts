@@ -25,7 +25,17 @@ import type {
   EngineResponseFormat,
   FinishReason,
 } from './chat-types.js';
-import { autoMemoryBudget, estimateMemory, formatBytes, type MemoryEstimate } from './memory-budget.js';
+import {
+  autoMemoryBudget,
+  estimateMemory,
+  formatBytes,
+  type MemoryEstimate,
+  type MemorySplit,
+  planRoom,
+  type RoomBudget,
+  totalMemory,
+  type VramState,
+} from './memory-budget.js';
 import { ModelOverloadedError, SlotQueue } from './slot-queue.js';
 import { defaultThreadCount } from './threads.js';
 
@@ -53,6 +63,14 @@ export interface LlamaEngineOptions {
    * Default 'auto': `autoMemoryBudget()`, three quarters of the machine's RAM.
    */
   readonly maxMemoryBytes?: number | 'auto';
+  /**
+   * Reads the GPU's memory, free and total. With a GPU, a model's layers go to it as far as they
+   * fit in what was free before the first model loaded, and a load must fit in what is free now
+   * plus what the other models hold, as it must fit `maxMemoryBytes`: idle ones are unloaded for
+   * it, least recently used first. Injectable for tests. Default: node-llama-cpp's
+   * `getVramState()` less its VRAM padding when a GPU backend loaded; none (no GPU) otherwise.
+   */
+  readonly vramState?: () => Promise<VramState>;
 }
 
 /** Raised for a request the engine cannot serve as asked (a schema llama.cpp grammars cannot express). */
@@ -80,8 +98,8 @@ export class ModelBudgetError extends Error {
   readonly retryAfterSeconds = 1;
   constructor(
     readonly model: string,
-    /** The config key of the budget in the way. */
-    readonly budget: 'max_loaded_models' | 'max_memory',
+    /** The config key of the budget in the way, or `vram` for the GPU's memory. */
+    readonly budget: RoomBudget,
     readonly busy: readonly string[],
     message: string,
   ) {
@@ -90,9 +108,10 @@ export class ModelBudgetError extends Error {
 }
 
 /**
- * Thrown for a model whose estimated memory exceeds the whole budget: it could not load even
+ * Thrown for a model whose estimated RAM exceeds the whole memory budget: it could not load even
  * with every other model unloaded, so retrying cannot help; a smaller context, fewer parallel
- * sequences or a bigger budget can.
+ * sequences or a bigger budget can. (Its layers go to a GPU only as far as they fit there, so no
+ * model is too large for the GPU: the rest stay in RAM.)
  */
 export class ModelTooLargeError extends Error {
   override readonly name = 'ModelTooLargeError';
@@ -101,18 +120,34 @@ export class ModelTooLargeError extends Error {
     readonly model: string,
     readonly need: MemoryEstimate,
     readonly maxMemoryBytes: number,
-    /** Bytes of the embedding context it was about to make, when that is what tipped it over. */
+    /** RAM of the embedding context it was about to make, when that is what tipped it over. */
     readonly embeddingContextBytes?: number,
   ) {
     const sequences = `${need.sequences} parallel ${need.sequences === 1 ? 'sequence' : 'sequences'}`;
-    const total = formatBytes(need.weights + need.context + (embeddingContextBytes ?? 0));
-    const parts = `weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)} for ${need.contextSize} tokens × ${sequences}`;
+    const total = formatBytes(totalMemory(need).ram + (embeddingContextBytes ?? 0));
+    const parts = `${describeParts(need, 'ram')} for ${need.contextSize} tokens × ${sequences}${describeOffload(need)}`;
+    const memory = memoryWord(need);
     super(
       embeddingContextBytes === undefined
-        ? `Model ${model} needs about ${total} of memory (${parts}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot load even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`
-        : `Model ${model} needs about ${total} of memory to compute embeddings (${parts} + embedding context ${formatBytes(embeddingContextBytes)}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot embed even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`,
+        ? `Model ${model} needs about ${total} of ${memory} (${parts}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot load even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`
+        : `Model ${model} needs about ${total} of ${memory} to compute embeddings (${parts} + embedding context ${formatBytes(embeddingContextBytes)}), more than the runner's whole memory budget of ${formatBytes(maxMemoryBytes)} (runner.max_memory), so it cannot embed even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.`,
     );
   }
+}
+
+/** "weights 1.2 GiB + context 96 MiB": a model's need in RAM or in VRAM. */
+function describeParts(need: MemoryEstimate, where: keyof MemorySplit): string {
+  return `weights ${formatBytes(need.weights[where])} + context ${formatBytes(need.context[where])}`;
+}
+
+/** ", with 20 of 33 layers on the GPU", or nothing on the CPU. */
+function describeOffload(need: MemoryEstimate): string {
+  return need.gpuLayers === 0 ? '' : `, with ${need.gpuLayers} of ${need.layers} layers on the GPU`;
+}
+
+/** "memory" on the CPU, where RAM is all there is; "RAM" beside a GPU's memory. */
+function memoryWord(need: MemoryEstimate): string {
+  return need.gpuLayers === 0 ? 'memory' : 'RAM';
 }
 
 /**
@@ -163,15 +198,10 @@ interface LoadedModel {
    * The embedding context's estimated memory, set once it has room in the budget (just before it
    * is made) and kept until the model unloads; the model's share of the budget includes it.
    */
-  embeddingMemoryBytes?: MemoryBytes;
+  embeddingMemoryBytes?: MemorySplit;
   readonly loadSeconds: number;
   /** The weights and the chat context, estimated for where they were placed. */
-  readonly memoryBytes: MemoryBytes;
-}
-
-interface MemoryBytes {
-  readonly ram: number;
-  readonly vram: number;
+  readonly memoryBytes: MemorySplit;
 }
 
 interface ModelEntry {
@@ -184,8 +214,8 @@ interface ModelEntry {
   loaded: LoadedModel | undefined;
   /**
    * The model's memory need, estimated before its first load and kept: the entry's file and
-   * settings never change (a name whose file changes gets a new entry, see `#entry`), and the
-   * estimate takes tens of milliseconds.
+   * settings never change (a name whose file changes gets a new entry, see `#entry`), nor does the
+   * GPU memory its layers are planned for, and the estimate takes tens of milliseconds.
    */
   estimate: Promise<MemoryEstimate> | undefined;
   /** The estimate once known, for the budget's arithmetic, which must not wait. */
@@ -229,6 +259,9 @@ export class LlamaEngine {
   readonly #maxLoadedModels: number;
   /** RAM budget in bytes for every loaded model together, by their estimates. */
   readonly maxMemoryBytes: number;
+  readonly #vramState: (() => Promise<VramState>) | undefined;
+  /** GPU memory free before any model loaded (see `#gpuCapacity`); undefined without a GPU. */
+  #gpuCapacityRead: Promise<number | undefined> | undefined;
   readonly #models = new Map<string, ModelEntry>();
   readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
   #llama: Promise<Llama> | undefined;
@@ -250,6 +283,7 @@ export class LlamaEngine {
     this.#maxLoadedModels = maxLoadedModels;
     const maxMemoryBytes = options.maxMemoryBytes ?? 'auto';
     this.maxMemoryBytes = maxMemoryBytes === 'auto' ? autoMemoryBudget() : maxMemoryBytes;
+    this.#vramState = options.vramState;
     if (!Number.isInteger(this.maxMemoryBytes) || this.maxMemoryBytes < 1) {
       throw new RangeError(`maxMemoryBytes must be a positive whole number of bytes, not ${maxMemoryBytes}`);
     }
@@ -391,7 +425,7 @@ export class LlamaEngine {
   ): Promise<LlamaEmbeddingContext> {
     const { model, context } = loaded;
     const batchSize = needsWholeInputBatch(model) ? context.contextSize : undefined;
-    const [estimate, memory] = await Promise.all([
+    const [estimate, memory, vramBytes] = await Promise.all([
       this.#estimate(entry),
       model.fileInsights.estimateContextResourceRequirementsV2({
         contextSize: context.contextSize,
@@ -400,16 +434,28 @@ export class LlamaEngine {
         batchSize,
         isEmbeddingContext: true,
       }),
+      this.#vramForModels(),
     ]);
-    const room = this.#makeRoom(name, entry, estimate, memory.cpuRam + memory.gpuVram);
+    const embedding = { ram: memory.cpuRam, vram: memory.gpuVram };
+    const room = this.#makeRoom(name, entry, estimate, vramBytes, embedding);
     // Held from the moment the room is granted, so a load starting meanwhile counts it.
-    loaded.embeddingMemoryBytes = { ram: memory.cpuRam, vram: memory.gpuVram };
+    loaded.embeddingMemoryBytes = embedding;
     await room;
     return model.createEmbeddingContext({
       contextSize: context.contextSize,
       batchSize,
       threads: this.threads,
     });
+  }
+
+  /**
+   * Whether a copy of `name` is loaded, loading, or about to load for a request in progress: a
+   * request for it then runs on that copy, or waits for it, with the settings it already has. The
+   * runner reads a model's manifest again only when this is false.
+   */
+  isLoaded(name: string): boolean {
+    const entry = this.#models.get(name);
+    return entry !== undefined && (entry.loading !== undefined || entry.active > 0);
   }
 
   stats(): EngineModelStats[] {
@@ -422,7 +468,8 @@ export class LlamaEngine {
       contextSize: entry.loaded?.context.contextSize ?? null,
       loadSeconds: entry.loaded?.loadSeconds ?? null,
       memoryBytes: entry.loaded === undefined ? null : memoryBytesOf(entry.loaded),
-      estimatedBytes: entry.estimated === undefined ? null : estimatedBytes(entry),
+      estimatedBytes: entry.estimated === undefined ? null : budgetedMemory(entry).ram,
+      estimatedVramBytes: entry.estimated === undefined ? null : budgetedMemory(entry).vram,
       keepAliveMs: entry.keepAliveMs,
       unloads: entry.unloads,
       idleMs: entry.active > 0 ? null : this.#now() - entry.lastUsed,
@@ -577,73 +624,120 @@ export class LlamaEngine {
   }
 
   /**
-   * Makes room for one more model under both budgets, `maxLoadedModels` and `maxMemoryBytes`, by
-   * unloading the least recently used idle models until it fits. Unloads nothing unless that makes
-   * it fit: throws `ModelTooLargeError` for a model bigger than the whole memory budget, and
-   * `ModelBudgetError` when models serving requests hold the room it needs. Resolves once no
-   * disposal is in progress, so freed memory is really free before the next load.
+   * Makes room for one more model under every budget, `maxLoadedModels`, `maxMemoryBytes` and,
+   * with a GPU, `vramBytes` (see `#vramForModels`), by unloading the least recently used idle
+   * models until it fits (`planRoom`). Unloads nothing unless that makes it fit: throws
+   * `ModelTooLargeError` for a model bigger than the whole memory budget, and `ModelBudgetError`
+   * when models serving requests (or, for the GPU, other programs) hold the room it needs.
+   * Resolves once no disposal is in progress, so freed memory is really free before the next load.
    *
-   * With `embeddingContextBytes`, the model is loaded already and the room is for its embedding
-   * context too: the model's whole share, `need` plus that, must then fit beside the others.
+   * With `embedding`, the model is loaded already and the room is for its embedding context too:
+   * the model's whole share, `need` plus that, must then fit beside the others.
    */
   #makeRoom(
     name: string,
     entry: ModelEntry,
     need: MemoryEstimate,
-    embeddingContextBytes?: number,
+    vramBytes: number | undefined,
+    embedding?: MemorySplit,
   ): Promise<unknown> {
-    const needBytes = need.weights + need.context + (embeddingContextBytes ?? 0);
-    if (needBytes > this.maxMemoryBytes) {
-      throw new ModelTooLargeError(name, need, this.maxMemoryBytes, embeddingContextBytes);
+    const model = totalMemory(need);
+    const share = { ram: model.ram + (embedding?.ram ?? 0), vram: model.vram + (embedding?.vram ?? 0) };
+    if (share.ram > this.maxMemoryBytes) {
+      throw new ModelTooLargeError(name, need, this.maxMemoryBytes, embedding?.ram);
     }
     // A load in flight counts as loaded. One whose estimate is still pending counts as no memory,
     // which is safe: it checks against this one once its own estimate is known.
-    const others = [...this.#models].filter(([, other]) => other !== entry && other.loading !== undefined);
-    let count = others.length + 1;
-    let held = others.reduce((sum, [, other]) => sum + estimatedBytes(other), 0);
-    const fits = () => count <= this.#maxLoadedModels && held + needBytes <= this.maxMemoryBytes;
-    const idle = others
-      .filter(([, other]) => other.active === 0)
-      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
-    const evicted: ModelEntry[] = [];
-    for (const [, candidate] of idle) {
-      if (fits()) break;
-      evicted.push(candidate);
-      count--;
-      held -= estimatedBytes(candidate);
+    const others = [...this.#models]
+      .filter(([, other]) => other !== entry && other.loading !== undefined)
+      .map(([otherName, other]) => ({
+        name: otherName,
+        entry: other,
+        memory: budgetedMemory(other),
+        busy: other.active > 0,
+        lastUsed: other.lastUsed,
+      }));
+    const plan = planRoom(share, others, {
+      maxLoadedModels: this.#maxLoadedModels,
+      maxMemoryBytes: this.maxMemoryBytes,
+      vramBytes,
+    });
+    if (!plan.fits) {
+      const busy = plan.busy.map((other) => other.name);
+      const held = plan.held;
+      const purpose = embedding === undefined ? '' : ' to compute embeddings';
+      const withEmbedding = (where: keyof MemorySplit) =>
+        embedding === undefined ? '' : ` + embedding context ${formatBytes(embedding[where])}`;
+      const holders = `${busy.join(', ')}, busy serving requests`;
+      const message =
+        plan.budget === 'max_loaded_models'
+          ? `Model ${name} cannot be loaded: the runner keeps at most ${this.#maxLoadedModels} loaded (max_loaded_models), and ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} serving requests. Retry shortly, or raise runner.max_loaded_models.`
+          : plan.budget === 'max_memory'
+            ? `Model ${name} needs about ${formatBytes(share.ram)} of ${memoryWord(need)}${purpose} (${describeParts(need, 'ram')}${withEmbedding('ram')}${describeOffload(need)}); the runner's memory budget is ${formatBytes(this.maxMemoryBytes)} (runner.max_memory), and ${formatBytes(held.ram)} of it is held by ${holders}. Retry shortly, or raise runner.max_memory.`
+            : `Model ${name} needs about ${formatBytes(share.vram)} of GPU memory${purpose} (${describeParts(need, 'vram')}${withEmbedding('vram')}${describeOffload(need)}); the runner's models may have ${formatBytes(vramBytes ?? 0)} of the GPU's memory, ${
+                busy.length === 0
+                  ? 'other programs using the rest. Retry once they free it, or set runner.gpu: off.'
+                  : `and ${formatBytes(held.vram)} of it is held by ${holders}. Retry shortly.`
+              }`;
+      throw new ModelBudgetError(name, plan.budget, busy, message);
     }
-    if (!fits()) {
-      const busy = others.filter(([, other]) => other.active > 0).map(([busyName]) => busyName);
-      const purpose = embeddingContextBytes === undefined ? '' : ' to compute embeddings';
-      const embedding =
-        embeddingContextBytes === undefined
-          ? ''
-          : ` + embedding context ${formatBytes(embeddingContextBytes)}`;
-      throw count > this.#maxLoadedModels
-        ? new ModelBudgetError(
-            name,
-            'max_loaded_models',
-            busy,
-            `Model ${name} cannot be loaded: the runner keeps at most ${this.#maxLoadedModels} loaded (max_loaded_models), and ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} serving requests. Retry shortly, or raise runner.max_loaded_models.`,
-          )
-        : new ModelBudgetError(
-            name,
-            'max_memory',
-            busy,
-            `Model ${name} needs about ${formatBytes(needBytes)} of memory${purpose} (weights ${formatBytes(need.weights)} + context ${formatBytes(need.context)}${embedding}); the runner's memory budget is ${formatBytes(this.maxMemoryBytes)} (runner.max_memory), and ${formatBytes(held)} of it is held by ${busy.join(', ')}, busy serving requests. Retry shortly, or raise runner.max_memory.`,
-          );
-    }
-    for (const candidate of evicted) void this.#unload(candidate);
+    for (const candidate of plan.evict) void this.#unload(candidate.entry);
     return Promise.all([...this.#models.values()].map((other) => other.unloading));
+  }
+
+  /**
+   * The GPU memory the runner's models may hold together now: what the GPU has free, plus what
+   * they hold already (loaded, or still being freed), which unloading them would give back; what
+   * other programs took since is not. Undefined without a GPU. Models are counted by their
+   * estimates, and one partly allocated while it loads is counted twice, so the figure errs on
+   * the side of refusing.
+   */
+  async #vramForModels(): Promise<number | undefined> {
+    const state = await this.#gpuMemory();
+    if (state === undefined) return undefined;
+    let held = 0;
+    for (const entry of this.#models.values()) {
+      if (entry.loaded !== undefined || entry.unloading !== undefined) held += budgetedMemory(entry).vram;
+    }
+    return Math.max(0, state.free) + held;
+  }
+
+  /** The GPU's memory; undefined on the CPU. */
+  async #gpuMemory(): Promise<VramState | undefined> {
+    if (this.#vramState !== undefined) return this.#vramState();
+    const llama = await this.#backend();
+    if (llama.gpu === false) return undefined;
+    const { total, free } = await llama.getVramState();
+    // node-llama-cpp keeps this much back for its estimates' error, and refuses loads that eat into it.
+    return { total, free: free - llama.vramPaddingSize };
+  }
+
+  /**
+   * The GPU memory free before the engine loaded any model: what a model's layers are planned for,
+   * as if it had the GPU to itself (others are unloaded for it as for RAM). Read once, so a plan
+   * never depends on what happened to be loading, and every model is planned alike. Undefined
+   * without a GPU.
+   */
+  #gpuCapacity(): Promise<number | undefined> {
+    // Every load first awaits its estimate, which awaits this: the first read precedes any load.
+    this.#gpuCapacityRead ??= this.#gpuMemory().then(
+      (state) => (state === undefined ? undefined : Math.max(0, state.free)),
+      (error: unknown) => {
+        this.#gpuCapacityRead = undefined;
+        throw error;
+      },
+    );
+    return this.#gpuCapacityRead;
   }
 
   /** The model's memory need, estimated once per entry; a failed estimate is tried again next time. */
   #estimate(entry: ModelEntry): Promise<MemoryEstimate> {
-    entry.estimate ??= this.#backend()
-      .then((llama) =>
+    entry.estimate ??= Promise.all([this.#backend(), this.#gpuCapacity()])
+      .then(([llama, vramBytes]) =>
         estimateMemory(llama, entry.settings.path, {
           contextSize: entry.settings.contextSize ?? defaultContextSize,
           sequences: entry.parallel,
+          vramBytes,
         }),
       )
       .then(
@@ -661,8 +755,10 @@ export class LlamaEngine {
 
   #ensureLoaded(name: string, entry: ModelEntry): Promise<LoadedModel> {
     entry.loading ??= this.#estimate(entry)
-      .then((need) => this.#makeRoom(name, entry, need))
-      .then(() => this.#loadModel(entry))
+      .then(async (need) => {
+        await this.#makeRoom(name, entry, need, await this.#vramForModels());
+        return this.#loadModel(entry, need);
+      })
       .then(
         (loaded) => {
           entry.loaded = loaded;
@@ -678,10 +774,11 @@ export class LlamaEngine {
     return entry.loading;
   }
 
-  async #loadModel(entry: ModelEntry): Promise<LoadedModel> {
+  async #loadModel(entry: ModelEntry, need: MemoryEstimate): Promise<LoadedModel> {
     const started = this.#now();
     const llama = await this.#backend();
-    const model = await llama.loadModel({ modelPath: entry.settings.path });
+    // The layers the budget was checked for, not node-llama-cpp's own choice for the VRAM free now.
+    const model = await llama.loadModel({ modelPath: entry.settings.path, gpuLayers: need.gpuLayers });
     try {
       const contextSize = Math.min(entry.settings.contextSize ?? defaultContextSize, model.trainContextSize);
       const context = await model.createContext({
@@ -749,6 +846,11 @@ export class LlamaEngine {
       const holding = this.#now();
       const history = toChatHistory(request.messages);
       // The same wrapper renders the same prompt LlamaChat evaluates, so this count is exact.
+      // LlamaChat tokenises it again (about 10 ms for 2,700 tokens here, next to seconds of
+      // evaluation): it takes a history, never tokens, and the count is needed before generating,
+      // to refuse an over-long prompt before a stream's headers go out and to stop at the context's
+      // end. The sequence's tokenMeter cannot stand in for it: it counts only after evaluation, and
+      // counts the prompt's last token as output and a context shift's tokens as input.
       const promptTokens = chat.chatWrapper
         .generateContextState({ chatHistory: history })
         .contextText.tokenize(loaded.model.tokenizer).length;
@@ -808,18 +910,18 @@ export class LlamaEngine {
 }
 
 /**
- * What a model holds of the memory budget once loaded: its estimate, 0 while that is unknown,
- * plus its embedding context's once it has one.
+ * What a model holds of the budgets once loaded, RAM and VRAM: its estimate, nothing while that
+ * is unknown, plus its embedding context's once it has one.
  */
-function estimatedBytes(entry: ModelEntry): number {
-  if (entry.estimated === undefined) return 0;
+function budgetedMemory(entry: ModelEntry): MemorySplit {
+  if (entry.estimated === undefined) return { ram: 0, vram: 0 };
+  const { ram, vram } = totalMemory(entry.estimated);
   const embedding = entry.loaded?.embeddingMemoryBytes;
-  const embeddingBytes = embedding === undefined ? 0 : embedding.ram + embedding.vram;
-  return entry.estimated.weights + entry.estimated.context + embeddingBytes;
+  return embedding === undefined ? { ram, vram } : { ram: ram + embedding.ram, vram: vram + embedding.vram };
 }
 
 /** A loaded model's memory by where it lies: weights and chat context, and any embedding context. */
-function memoryBytesOf(loaded: LoadedModel): MemoryBytes {
+function memoryBytesOf(loaded: LoadedModel): MemorySplit {
   const { memoryBytes, embeddingMemoryBytes: embedding } = loaded;
   if (embedding === undefined) return memoryBytes;
   return { ram: memoryBytes.ram + embedding.ram, vram: memoryBytes.vram + embedding.vram };

@@ -65,8 +65,13 @@ export class RunnerMetrics {
       ['context_size_tokens', 'Tokens of context each request gets.', (model) => model.contextSize],
       [
         'model_memory_estimate_bytes',
-        'Memory the model counts against the memory budget, estimated from its GGUF before loading, its embedding context included once made.',
+        'RAM the model counts against the memory budget, estimated from its GGUF before loading, its embedding context included once made.',
         (model) => model.estimatedBytes,
+      ],
+      [
+        'model_vram_estimate_bytes',
+        "GPU memory the model counts against what the GPU has for the runner's models, estimated likewise; 0 on the CPU.",
+        (model) => model.estimatedVramBytes,
       ],
     ];
     for (const [name, help, read] of gauges) {

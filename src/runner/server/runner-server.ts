@@ -36,6 +36,8 @@ export interface RunnerEngine {
   ): Promise<number>;
   embed(request: EngineEmbedRequest): Promise<EngineEmbedResult>;
   load(name: string, settings: EngineModelSettings): Promise<void>;
+  /** Whether a copy of the model is loaded, loading, or about to load for a request in progress. */
+  isLoaded(name: string): boolean;
   stats(): EngineModelStats[];
   /** RAM budget in bytes for every loaded model together, shown in /metrics. */
   readonly maxMemoryBytes: number;
@@ -157,15 +159,45 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
     };
   });
 
+  /** Manifest reads in flight, by name, so that requests arriving together for a cold model share one. */
+  const lookups = new Map<string, Promise<RunnerModel | undefined>>();
+  const lookUp = (source: RunnerModelCatalog, name: string): Promise<RunnerModel | undefined> => {
+    let lookup = lookups.get(name);
+    if (lookup === undefined) {
+      lookup = source.find(name).finally(() => lookups.delete(name));
+      lookups.set(name, lookup);
+    }
+    return lookup;
+  };
+
   /**
    * The settings of a model by name. A name the runner does not know is looked up in the store
-   * (a model pulled since start) and remembered; known names never touch the disk.
+   * (a model pulled since start) and remembered. A known name that is not loaded is looked up
+   * again too, since loading it is about to read its file: a pull with new content since the
+   * runner last read the manifest (which deletes the old blob when no other name uses it) then
+   * loads the new file instead of failing on, or serving, the old one. That read happens once per
+   * load; a request for a loaded model is a map lookup and touches no disk.
    */
   const servedModel = async (name: string): Promise<RunnerModel> => {
     const known = models.get(name);
-    if (known !== undefined) return known;
-    const found = await catalog?.find(name);
+    if (known !== undefined && (catalog === undefined || engine.isLoaded(name))) return known;
+    const found =
+      catalog === undefined
+        ? undefined
+        : // An unreadable manifest leaves a known model as it was: its load then succeeds or fails on its own.
+          await lookUp(catalog, name).catch((error: unknown) => {
+            if (known !== undefined) return known;
+            throw error;
+          });
     if (found === undefined) {
+      if (known !== undefined) {
+        models.delete(name);
+        throw new GatewayError(
+          'model_not_found',
+          `The model ${name} was removed from the model store. GET /v1/models lists the ones this runner serves.`,
+          { param: 'model' },
+        );
+      }
       throw new GatewayError(
         'model_not_found',
         `The model ${name} is not served by this runner${catalog === undefined ? '' : ' nor in its model store (name models as name:tag, as `switchyard models ls` lists them, and pull a model before asking for it)'}. GET /v1/models lists the ones it serves.`,
@@ -177,10 +209,10 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
   };
 
   /**
-   * A model removed from the store while the runner knew it fails to load (its file is gone); that
-   * failure reads as 404, and the runner forgets it. Checked only after an unexplained failure,
-   * so requests that succeed never pay for it. A model already loaded keeps serving from its open
-   * file until it unloads.
+   * A model removed from the store between its manifest's read and its load fails to load (its
+   * file is gone); that failure reads as 404, and the runner forgets it. Checked only after an
+   * unexplained failure, so requests that succeed never pay for it. A model already loaded keeps
+   * serving from its open file until it unloads.
    */
   const removedFromStore = async (error: unknown, body: unknown): Promise<GatewayError | undefined> => {
     const name = (body as { model?: unknown } | null | undefined)?.model;

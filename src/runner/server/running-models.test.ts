@@ -16,6 +16,7 @@ function stats(change: Partial<EngineModelStats> = {}): EngineModelStats {
     loadSeconds: 0.25,
     memoryBytes: { ram: 20_000_000, vram: 0 },
     estimatedBytes: 20_000_000,
+    estimatedVramBytes: 0,
     keepAliveMs: 300_000,
     unloads: 0,
     idleMs: 12_345,
