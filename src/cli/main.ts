@@ -103,12 +103,15 @@ async function serve(args: string[]): Promise<number> {
     // Nothing configured: serve the demo model, so a fresh machine answers with no key and no
     // network. It is created once, in the model store.
     await (await import('./models.js')).ensureDemoModel(demoStoreName);
-    config = withLocalModel(config, demoModelName, demoStoreName);
-    // And every model of the store as local/<name:tag>, pulled before start or after it.
-    config = withLocalModel(config, localStoreModels, undefined);
+    config = withDemoModels(config);
     demo = true;
   }
-  const gateway = await startGateway(config, logger, { runner: runnerLauncher() });
+  const options = { host: values.host, port };
+  const gateway = await startGateway(config, logger, {
+    runner: runnerLauncher(),
+    // Only a file can change under a running gateway; the environment is read once.
+    loadConfig: file === undefined ? undefined : () => loadServeConfig(file, options),
+  });
   logger.info(
     { url: gateway.url, models: config.models.map((model) => model.name), config: file ?? 'environment' },
     'switchyard listening',
@@ -150,7 +153,40 @@ async function serve(args: string[]): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // SIGHUP reloads the config file, as nginx and HAProxy do; a bad file keeps the running one.
+    process.on('SIGHUP', () => {
+      if (file === undefined) {
+        logger.warn('SIGHUP ignored: started without a config file, so there is nothing to reload');
+        return;
+      }
+      gateway.reload().catch((error: unknown) => {
+        logger.error(
+          { err: error instanceof ConfigError ? error.message : error },
+          'config reload failed; the running config stays',
+        );
+      });
+    });
   });
+}
+
+/** The config file with the command line's --host and --port applied, as at start. */
+async function loadServeConfig(
+  file: string,
+  overrides: { host: string | undefined; port: number | undefined },
+): Promise<GatewayConfig> {
+  const config = await loadConfigFile(file);
+  const server = {
+    ...config.server,
+    host: overrides.host ?? config.server.host,
+    port: overrides.port ?? config.server.port,
+  };
+  return withDemoModels({ ...config, server });
+}
+
+/** With no model configured, the demo model and every model of the store (`local/<name:tag>`). */
+function withDemoModels(config: GatewayConfig): GatewayConfig {
+  if (config.models.length > 0) return config;
+  return withLocalModel(withLocalModel(config, demoModelName, demoStoreName), localStoreModels, undefined);
 }
 
 const demoModelName = 'demo';

@@ -12,6 +12,14 @@ import {
   defaultPort,
   defaultTimeouts,
 } from './defaults.js';
+import {
+  checkDeployments,
+  checkModelReferences,
+  compileDeployment,
+  compileRouting,
+  defaultDeployment,
+  defaultRouting,
+} from './routing.js';
 import { configSchema, defaultUrls, type RawConfig, type RawTimeouts } from './schema.js';
 import type {
   AwsCredentials,
@@ -190,7 +198,13 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
         return;
       }
       if (target.kind === 'local') {
-        targets.push(localTarget(target.model, compileTimeouts(undefined, target.timeouts)));
+        const local = localTarget(target.model, compileTimeouts(undefined, model.timeouts, target.timeouts));
+        targets.push(
+          Object.freeze({
+            ...local,
+            deployment: compileDeployment(target, local.name, local, issues, path),
+          }),
+        );
         return;
       }
       const kind = target.kind ?? provider?.kind ?? 'openai-compatible';
@@ -229,34 +243,42 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
           }
         }
       }
+      const name = target.provider ?? url.host;
+      const origin = url.origin;
+      const basePath = url.pathname.replace(/\/+$/, '');
       targets.push(
         Object.freeze({
-          name: target.provider ?? url.host,
+          name,
           kind,
-          origin: url.origin,
-          basePath: url.pathname.replace(/\/+$/, ''),
+          origin,
+          basePath,
           apiKey,
           model: target.model,
           headers: Object.freeze({ ...provider?.headers, ...target.headers }),
-          timeouts: compileTimeouts(provider?.timeouts, target.timeouts),
+          timeouts: compileTimeouts(provider?.timeouts, model.timeouts, target.timeouts),
           maxConnections: target.max_connections ?? provider?.max_connections,
           streamUsage: target.stream_usage ?? provider?.stream_usage ?? true,
           apiVersion: target.api_version ?? provider?.api_version,
           defaultMaxTokens: target.default_max_tokens ?? provider?.default_max_tokens,
           region,
           awsCredentials,
+          deployment: compileDeployment(target, name, { kind, basePath }, issues, path),
         }),
       );
     });
+    // Only once every target compiled, so one bad target is not reported twice.
+    if (targets.length === model.targets.length) checkDeployments(targets, `models[${modelIndex}]`, issues);
     models.push(
       Object.freeze({
         name: model.name,
         targets: Object.freeze(targets),
         ownedBy: model.owned_by ?? targets[0]?.name ?? 'switchyard',
         dropUnsupportedParams: model.drop_unsupported_params ?? false,
+        routing: compileRouting(model),
       }),
     );
   });
+  checkModelReferences(models, issues);
   const adminKey = compileAdminKey(raw.admin?.key, env, issues);
   if (issues.length > 0) throw new ConfigError(issues);
 
@@ -292,6 +314,10 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
       },
     },
     models,
+    retryBudget: {
+      ratio: raw.routing?.retry_budget?.ratio ?? 0.1,
+      minPerSecond: raw.routing?.retry_budget?.min_per_second ?? 10,
+    },
     admin: { key: adminKey },
     source,
   });
@@ -318,6 +344,7 @@ export function localTarget(model: string | undefined, timeouts: Timeouts): Targ
     defaultMaxTokens: undefined,
     region: undefined,
     awsCredentials: undefined,
+    deployment: defaultDeployment('local'),
   });
 }
 
@@ -356,6 +383,7 @@ export function withLocalModel(
         targets: [localTarget(storeName, defaultTimeouts)],
         ownedBy: 'switchyard',
         dropUnsupportedParams: false,
+        routing: defaultRouting(),
       },
     ],
   });
@@ -381,12 +409,17 @@ function compileAdminKey(fromFile: string | undefined, env: Env, issues: ConfigI
   return key;
 }
 
-function compileTimeouts(provider: RawTimeouts | undefined, target: RawTimeouts | undefined): Timeouts {
+/** The target's own timeouts, else its model's, else its provider's, else the defaults. */
+function compileTimeouts(
+  provider: RawTimeouts | undefined,
+  model: RawTimeouts | undefined,
+  target: RawTimeouts | undefined,
+): Timeouts {
   return Object.freeze({
-    connect: target?.connect ?? provider?.connect ?? defaultTimeouts.connect,
-    firstByte: target?.first_byte ?? provider?.first_byte ?? defaultTimeouts.firstByte,
-    idle: target?.idle ?? provider?.idle ?? defaultTimeouts.idle,
-    total: target?.total ?? provider?.total ?? defaultTimeouts.total,
+    connect: target?.connect ?? model?.connect ?? provider?.connect ?? defaultTimeouts.connect,
+    firstByte: target?.first_byte ?? model?.first_byte ?? provider?.first_byte ?? defaultTimeouts.firstByte,
+    idle: target?.idle ?? model?.idle ?? provider?.idle ?? defaultTimeouts.idle,
+    total: target?.total ?? model?.total ?? provider?.total ?? defaultTimeouts.total,
   });
 }
 

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { strategies } from '../routing/balancer.js';
+import { whenSchema } from '../routing/conditions.js';
+import { failureClasses } from './types.js';
 import { parseDuration, parseKeepAlive, parseMemoryBudget, parseSize } from './units.js';
 
 /**
@@ -113,6 +116,43 @@ const provider = z
     }
   });
 
+const percent = z.number().min(0).max(100);
+const deploymentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, {
+  message: 'must start with a letter or digit and use only letters, digits, ".", "_", ":", "@" and "-"',
+});
+
+/** Active health checks: `true` for the kind's usual path, or the path (or URL) and timings. */
+const healthCheck = z.union([
+  z.boolean(),
+  z.strictObject({
+    /** Path on the target's origin, such as "/health"; default by kind (GET <base>/models …). */
+    path: z.string().startsWith('/', { message: 'must start with "/"' }).optional(),
+    url: httpUrl.optional(),
+    interval: duration.optional(),
+    timeout: duration.optional(),
+    unhealthy_threshold: z.number().int().positive().optional(),
+    healthy_threshold: z.number().int().positive().optional(),
+  }),
+]);
+
+/** How a target takes part in its model's routing, as one of its deployments. */
+const deploymentFields = {
+  /** Unique within the model; default the provider's name or the URL's host. */
+  name: deploymentName.optional(),
+  version: z.string().min(1).optional(),
+  weight: z.number().positive().optional(),
+  priority: z.number().int().min(0).optional(),
+  max_concurrency: z.number().int().positive().optional(),
+  /** USD per million tokens, for the cost strategy. */
+  price: z.strictObject({ input: z.number().min(0), output: z.number().min(0) }).optional(),
+  /** Percent of the model's traffic sent here, sticky per user: a canary or an A/B arm. */
+  split: percent.optional(),
+  /** Percent of the model's traffic mirrored here; its answers are recorded, never returned. */
+  shadow: percent.optional(),
+  metrics_url: httpUrl.optional(),
+  health_check: healthCheck.optional(),
+};
+
 const target = z
   .strictObject({
     provider: z.string().min(1).optional(),
@@ -125,8 +165,16 @@ const target = z
     max_connections: z.number().int().positive().optional(),
     stream_usage: z.boolean().optional(),
     ...kindOptions,
+    ...deploymentFields,
   })
   .superRefine((value, context) => {
+    if (value.split !== undefined && value.shadow !== undefined) {
+      context.addIssue({
+        code: 'custom',
+        message: 'a deployment takes "split" (serves a share) or "shadow" (mirrors a share), not both',
+        path: ['shadow'],
+      });
+    }
     if (value.kind === 'local') {
       // Served by the supervised runner: the model is a name in the local store. Whether it may
       // be left out depends on the model's name, so the model checks that (localModelNamed).
@@ -165,6 +213,51 @@ const model = z
      * Gemini …) instead of answering 400 naming them.
      */
     drop_unsupported_params: z.boolean().optional(),
+    /** How requests are spread over the targets (deployments). */
+    strategy: z.enum(strategies).optional(),
+    /** cost: the average duration a cheaper deployment must keep to be chosen. */
+    latency_objective: duration.optional(),
+    affinity: z
+      .strictObject({
+        header: z.string().regex(headerName, { message: 'must be a valid HTTP header name' }).optional(),
+        prompt_prefix: z.number().int().positive().optional(),
+        load_factor: z.number().min(1).optional(),
+      })
+      .optional(),
+    /** The header that keeps a user on one side of a traffic split; default x-session-id, then `user`. */
+    sticky_header: z.string().regex(headerName, { message: 'must be a valid HTTP header name' }).optional(),
+    retries: z
+      .union([
+        z.number().int().min(0).max(10),
+        z.strictObject({
+          attempts: z.number().int().min(0).max(10).optional(),
+          backoff: duration.optional(),
+          max_backoff: duration.optional(),
+        }),
+      ])
+      .optional(),
+    fallbacks: z.array(z.string().min(1)).optional(),
+    fallback_on: z.array(z.enum(failureClasses)).optional(),
+    context_window_fallbacks: z.array(z.string().min(1)).optional(),
+    content_policy_fallbacks: z.array(z.string().min(1)).optional(),
+    breaker: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          failure_rate: z.number().gt(0).max(1).optional(),
+          window: duration.optional(),
+          min_requests: z.number().int().positive().optional(),
+          consecutive_failures: z.number().int().positive().optional(),
+          cooldown: duration.optional(),
+          max_cooldown: duration.optional(),
+          probes: z.number().int().positive().optional(),
+        }),
+      ])
+      .optional(),
+    /** Conditional routes, tried in order: the first whose `when` holds sends the request to `model`. */
+    routes: z.array(z.strictObject({ when: whenSchema, model: z.string().min(1) })).optional(),
+    /** Defaults for the targets' own timeouts. */
+    timeouts: timeouts.optional(),
   })
   .superRefine(localModelNamed, {
     // Also when a target has other problems, so that every issue is reported in one run.
@@ -238,8 +331,19 @@ const admin = z.strictObject({
   key: z.string().optional(),
 });
 
+/** Gateway-wide routing limits. */
+const routing = z.strictObject({
+  retry_budget: z
+    .strictObject({
+      ratio: z.number().min(0).max(1).optional(),
+      min_per_second: z.number().min(0).optional(),
+    })
+    .optional(),
+});
+
 export const configSchema = z.strictObject({
   admin: admin.optional(),
+  routing: routing.optional(),
   runner: runner.optional(),
   server: z
     .strictObject({

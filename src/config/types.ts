@@ -1,5 +1,7 @@
 /** The validated, compiled and frozen configuration the rest of Switchyard reads. */
 
+import type { Strategy } from '../routing/balancer.js';
+
 export type ProviderKind =
   | 'openai-compatible'
   | 'azure-openai'
@@ -49,6 +51,97 @@ export interface TargetConfig {
    * compiled, for SigV4 signing. Secret: never logged, never returned to clients.
    */
   readonly awsCredentials: AwsCredentials | undefined;
+  /** How the target takes part in its model's routing, as one of its deployments. */
+  readonly deployment: DeploymentSettings;
+}
+
+/** A target's place among its model's deployments: its share, tier, limits and role. */
+export interface DeploymentSettings {
+  /** Unique within the model; `name` on the target, else the provider's name or the URL's host. */
+  readonly name: string;
+  /** A version label ("2024-08-06", "v2"), sent back in x-switchyard-version and logged. */
+  readonly version: string | undefined;
+  /** Share of the model's traffic relative to its other deployments. */
+  readonly weight: number;
+  /** Lower is tried first; a higher tier serves only while every lower one is unavailable. */
+  readonly priority: number;
+  /** Requests in flight at most; a full deployment is skipped. */
+  readonly maxConcurrency: number | undefined;
+  /** USD per million tokens, for the cost strategy. */
+  readonly price: { readonly input: number; readonly output: number } | undefined;
+  /** Percent of the model's traffic assigned to this deployment, sticky per user (a canary). */
+  readonly split: number;
+  /** Percent of the model's traffic mirrored here; a shadow never serves a client. */
+  readonly shadow: number;
+  /** The Prometheus page the load strategy scrapes: a URL, or a path on the target's origin. */
+  readonly metricsUrl: string;
+  /** Active health checks; undefined: none, the breaker alone judges health. */
+  readonly healthCheck: HealthCheckSettings | undefined;
+}
+
+export interface HealthCheckSettings {
+  /** Where a GET is sent, a URL or a path on the target's origin; a 2xx answer is healthy. */
+  readonly url: string;
+  readonly interval: number;
+  readonly timeout: number;
+  /** Failures in a row that take the deployment out. */
+  readonly unhealthyThreshold: number;
+  /** Successes in a row that bring it back. */
+  readonly healthyThreshold: number;
+}
+
+/** Classes of failure a fallback may be configured for (`fallback_on`). */
+export const failureClasses = [
+  'rate_limited',
+  'overloaded',
+  'server_error',
+  'timeout',
+  'unreachable',
+  'auth',
+  'context_window',
+  'content_policy',
+] as const;
+export type FailureClass = (typeof failureClasses)[number];
+
+export interface BreakerSettings {
+  readonly failureRate: number;
+  readonly window: number;
+  readonly minRequests: number;
+  readonly consecutiveFailures: number;
+  readonly cooldown: number;
+  readonly maxCooldown: number;
+  readonly probes: number;
+}
+
+/** A conditional route: requests matching `when` go to model `model` instead. */
+export interface ConditionalRoute {
+  /** The raw `when` clause, compiled by the routing table. */
+  readonly when: Readonly<Record<string, unknown>>;
+  readonly model: string;
+}
+
+/** How a model spreads, retries and falls back its requests. */
+export interface ModelRouting {
+  readonly strategy: Strategy;
+  /** cost: the latency (ms, average duration) a cheaper deployment must meet to be chosen. */
+  readonly latencyObjective: number | undefined;
+  /** affinity: the header naming a session, else the prompt's first `promptPrefix` characters. */
+  readonly affinity: {
+    readonly header: string | undefined;
+    readonly promptPrefix: number;
+    readonly loadFactor: number;
+  };
+  /** The header whose value keeps a user on one side of a traffic split; else body `user`. */
+  readonly stickyHeader: string;
+  readonly retries: { readonly attempts: number; readonly backoff: number; readonly maxBackoff: number };
+  /** Models tried in order once this model's attempts have failed with a class in `fallbackOn`. */
+  readonly fallbacks: readonly string[];
+  readonly fallbackOn: readonly FailureClass[];
+  readonly contextWindowFallbacks: readonly string[];
+  readonly contentPolicyFallbacks: readonly string[];
+  /** undefined: no breaker (`breaker: false`). */
+  readonly breaker: BreakerSettings | undefined;
+  readonly routes: readonly ConditionalRoute[];
 }
 
 /** An AWS access key, as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN give it. */
@@ -66,6 +159,7 @@ export interface ModelConfig {
   readonly ownedBy: string;
   /** Drop parameters a target cannot carry instead of answering 400. */
   readonly dropUnsupportedParams: boolean;
+  readonly routing: ModelRouting;
 }
 
 export interface GatewayConfig {
@@ -103,6 +197,12 @@ export interface GatewayConfig {
     readonly maxMemory: number | 'auto';
     /** 'auto' uses a GPU when a prebuilt GPU binary loads; 'off' keeps to the CPU. */
     readonly gpu: 'auto' | 'off';
+  };
+  readonly retryBudget: {
+    /** Retries allowed as a share of requests, across the gateway. */
+    readonly ratio: number;
+    /** Retries per second always allowed, so a quiet gateway can still retry. */
+    readonly minPerSecond: number;
   };
   /** The admin API (/admin). */
   readonly admin: {

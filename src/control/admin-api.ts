@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
+import type { Deployment } from '../routing/deployment.js';
 import type { ModelStore } from '../runner/store/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { adminAuthorisation } from './admin-auth.js';
@@ -7,6 +8,7 @@ import { registerAdminImportRoute } from './routes/admin-import.js';
 import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminPsRoute } from './routes/admin-ps.js';
 import { registerAdminPullRoute } from './routes/admin-pull.js';
+import { registerAdminRoutingRoutes } from './routes/admin-routing.js';
 
 /** The supervised local runner, as the admin API sees it. */
 export interface AdminRunner {
@@ -25,13 +27,23 @@ export interface AdminApiOptions {
   readonly modelStore: () => Promise<ModelStore>;
   /** The runner `serve` supervises, when a model has a local target. */
   readonly runner: AdminRunner | undefined;
+  readonly routing: AdminRouting;
   readonly logger: Logger;
+}
+
+/** The data plane's routing, as the admin API sees it. */
+export interface AdminRouting {
+  /** Every deployment of the config now serving, with its live figures. */
+  readonly deployments: () => Iterable<Deployment>;
+  /** Reads the config file again and swaps it in; undefined when the gateway has no file to read. */
+  readonly reload: (() => Promise<{ models: number }>) | undefined;
 }
 
 /** What the admin routes share. */
 export interface AdminContext {
   readonly store: () => Promise<ModelStore>;
   readonly runner: AdminRunner | undefined;
+  readonly routing: AdminRouting;
   readonly logger: Logger;
   /**
    * Aborted when the gateway shuts down, and only then: pulls and imports outlive the request
@@ -44,7 +56,8 @@ export interface AdminContext {
  * The admin API under /admin, as an encapsulated Fastify plugin: its authorisation stage and
  * error handler apply to its own routes only, so the data plane's routes pay nothing for them.
  * Routes: the model store (GET/DELETE /admin/models[/name], POST /admin/models/pull and
- * /admin/models/import) and the runner's loaded models (GET /admin/ps).
+ * /admin/models/import), the runner's loaded models (GET /admin/ps), and routing (GET
+ * /admin/deployments, POST /admin/config/reload).
  *
  * @example registerAdminApi(app, { key: config.admin.key, modelStore, runner: undefined, logger });
  */
@@ -61,6 +74,7 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
   const context: AdminContext = {
     store,
     runner: options.runner,
+    routing: options.routing,
     logger: options.logger,
     shutdown: shutdown.signal,
   };
@@ -110,6 +124,7 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       registerAdminPullRoute(admin, context);
       registerAdminImportRoute(admin, context);
       registerAdminPsRoute(admin, context);
+      registerAdminRoutingRoutes(admin, context);
     },
     { prefix: '/admin' },
   );

@@ -192,6 +192,13 @@ export const errorCatalogue = {
     message:
       "The local model needs more memory than the runner's budget (runner.max_memory) allows even with no other model loaded. Lower runner.context_size or runner.parallel, or raise runner.max_memory.",
   },
+  no_healthy_target: {
+    status: 503,
+    type: 'server_error',
+    retryable: true,
+    message:
+      "None of the model's deployments can take a request now (circuit open, health check failing or at its concurrency limit). Retry after the time in Retry-After.",
+  },
   runner_unavailable: {
     status: 503,
     type: 'server_error',
@@ -211,6 +218,19 @@ export const errorCatalogue = {
     type: 'authentication_error',
     retryable: false,
     message: 'Missing or invalid admin key. Send the configured key as Authorization: Bearer <key>.',
+  },
+  invalid_config: {
+    status: 422,
+    type: 'invalid_request_error',
+    retryable: false,
+    message: 'The config file is invalid, so the running config was kept. Fix the file and reload again.',
+  },
+  reload_unavailable: {
+    status: 409,
+    type: 'invalid_request_error',
+    retryable: false,
+    message:
+      'This gateway was started without a config file (from the environment), so there is nothing to reload. Start it with --config FILE.',
   },
   checksum_mismatch: {
     status: 422,

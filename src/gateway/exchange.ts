@@ -1,12 +1,15 @@
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors/index.js';
 import { transportError } from '../providers/transport-errors.js';
+import type { Outcome } from '../routing/deployment.js';
+import { failureClass } from '../routing/failure-class.js';
 import type { Route } from '../routing/model-table.js';
 import type { ChatUsage } from '../spec/openai-chat.js';
 import type { ClientSurface } from '../surfaces/surface.js';
 import type { RequestRecord } from '../telemetry/request-log.js';
 import type { RequestObserver } from '../telemetry/request-observer.js';
+import type { Attempt } from './attempts.js';
 
 /** What every exchange with an upstream needs, whichever way its answer is handled. */
 export interface ExchangeCall {
@@ -25,6 +28,8 @@ export interface ExchangeCall {
   readonly observe: RequestObserver;
   /** Renders errors in the client's own format. */
   readonly surface: ClientSurface;
+  /** The request's routing: where a failure before the first byte goes next. */
+  readonly attempt: Attempt;
 }
 
 /** Status recorded when the client went away before the answer was complete (nginx's 499). */
@@ -63,6 +68,7 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
   protected usage: ChatUsage | undefined;
   protected headSent = false;
   protected serverTimingValue = '';
+  #settled = false;
 
   constructor(call: ExchangeCall, streaming: boolean) {
     this.call = call;
@@ -84,8 +90,16 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
       upstream_ms: null,
       first_byte_ms: null,
       error_code: null,
+      deployment: route.deployment.name,
+      version: route.deployment.version ?? null,
+      attempts: call.attempt.count,
+      shadow: 0,
     };
-    this.totalTimer = setTimeout(this.onTotalTimeout, route.target.config.timeouts.total);
+    // The total timeout is the request's, however many attempts it takes.
+    this.totalTimer = setTimeout(
+      this.onTotalTimeout,
+      Math.max(1, call.attempt.deadline - this.upstreamStart),
+    );
     call.response.once('close', this.onClientClose);
   }
 
@@ -108,7 +122,9 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
 
   /** Records the answer's status and headers; true for a 2xx, the answer worth reading. */
   protected begin(statusCode: number, headers: IncomingHttpHeaders, now: number): boolean {
-    this.record.first_byte_ms = round(now - this.upstreamStart);
+    const firstByte = now - this.upstreamStart;
+    this.record.first_byte_ms = round(firstByte);
+    this.call.route.deployment.firstByte(firstByte, now);
     this.status = statusCode;
     this.headers = headers;
     const contentType = headers['content-type'];
@@ -148,8 +164,26 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
       this.finish(200, failure);
       return;
     }
-    this.writeError(failure);
-    this.finish(failure.status, failure);
+    this.refuse(failure);
+  }
+
+  /**
+   * The attempt failed before the client received a byte: the request's routing may send it
+   * elsewhere (a retry, a fallback); otherwise the client gets the error.
+   */
+  protected refuse(failure: GatewayError): void {
+    if (this.phase === 'done') return;
+    this.#settle(failure, performance.now());
+    const final = this.call.attempt.failed(this.call.route, failure);
+    if (final !== undefined) {
+      this.writeError(final);
+      this.finish(final.status, final);
+      return;
+    }
+    // Another attempt answers the client; this one only lets go.
+    this.phase = 'done';
+    clearTimeout(this.totalTimer);
+    this.call.response.off('close', this.onClientClose);
   }
 
   /** Fails the exchange with `error`, stopping the upstream if it is still sending. */
@@ -159,28 +193,46 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
   }
 
   protected writeError(error: GatewayError): void {
-    const response = this.call.response;
-    if (response.headersSent || response.destroyed) return;
-    const { status, body } = this.call.surface.errorResponse(error);
-    response.writeHead(status, {
-      ...error.headers,
-      'x-should-retry': error.retryable ? 'true' : 'false',
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': this.call.requestId,
-      'server-timing': serverTiming(this.call.startedAt, performance.now() - this.upstreamStart),
-    });
-    response.end(body);
+    writeErrorResponse(
+      this.call.response,
+      this.call.surface,
+      error,
+      this.call.requestId,
+      this.call.startedAt,
+      performance.now() - this.upstreamStart,
+      this.call.route,
+      this.call.attempt.count,
+    );
   }
 
   protected writeStreamHead(): void {
     this.headSent = true;
-    this.call.response.writeHead(200, {
+    const { deployment } = this.call.route;
+    const headers: OutgoingHttpHeaders = {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
       'x-request-id': this.call.requestId,
       'server-timing': this.serverTimingValue,
-    });
+      'x-switchyard-target': deployment.name,
+      'x-switchyard-attempts': this.call.attempt.count,
+    };
+    if (deployment.version !== undefined) headers['x-switchyard-version'] = deployment.version;
+    this.call.response.writeHead(200, headers);
+  }
+
+  /** Writes a whole answer's head: its status and type, and which deployment served it. */
+  protected writeAnswerHead(status: number, contentType: string, length: number): void {
+    const { deployment } = this.call.route;
+    const headers: OutgoingHttpHeaders = {
+      'content-type': contentType,
+      'content-length': length,
+      'x-request-id': this.call.requestId,
+      'server-timing': serverTiming(this.call.startedAt, performance.now() - this.upstreamStart),
+      'x-switchyard-target': deployment.name,
+      'x-switchyard-attempts': this.call.attempt.count,
+    };
+    if (deployment.version !== undefined) headers['x-switchyard-version'] = deployment.version;
+    this.call.response.writeHead(status, headers);
   }
 
   /** Writes stream text, pausing the upstream while the client's socket is full. */
@@ -198,6 +250,7 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
     clearTimeout(this.totalTimer);
     this.call.response.off('close', this.onClientClose);
     const now = performance.now();
+    this.#settle(status === clientClosedStatus ? clientGone : error, now);
     const record = this.record;
     record.status = status;
     record.duration_ms = round(now - this.call.startedAt);
@@ -210,6 +263,13 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
     }
     if (error) record.error_code = error.code;
     this.call.observe(record);
+  }
+
+  /** Tells the deployment how the attempt went, once: for its breaker and latency average. */
+  #settle(error: GatewayError | typeof clientGone | undefined, now: number): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.call.route.deployment.settle(outcomeOf(error), now - this.upstreamStart, now);
   }
 
   protected abort(reason: Error): void {
@@ -234,6 +294,56 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
   };
 
   protected readonly onDrain = () => this.controller?.resume();
+}
+
+const clientGone = Symbol('client gone');
+
+/**
+ * What an attempt's end says about the deployment: its own trouble (5xx, timeouts, refused
+ * connections, rate limits, bad credentials) counts against it; a request it rightly rejected, or
+ * a client that left, says nothing.
+ */
+function outcomeOf(error: GatewayError | typeof clientGone | undefined): Outcome {
+  if (error === undefined) return 'success';
+  if (error === clientGone) return 'neutral';
+  const failure = failureClass(error);
+  return failure === undefined || failure === 'context_window' || failure === 'content_policy'
+    ? 'success'
+    : 'failure';
+}
+
+/**
+ * Answers with an error in the client's surface format, if nothing was sent yet, with the
+ * headers every error carries: x-should-retry from the catalogue, and the deployment that
+ * failed when there was one.
+ */
+export function writeErrorResponse(
+  response: ServerResponse,
+  surface: ClientSurface,
+  error: GatewayError,
+  requestId: string,
+  startedAt: number,
+  upstreamTime: number,
+  route?: Route,
+  attempts?: number,
+): void {
+  if (response.headersSent || response.destroyed) return;
+  const { status, body } = surface.errorResponse(error);
+  const headers: OutgoingHttpHeaders = {
+    ...error.headers,
+    'x-should-retry': error.retryable ? 'true' : 'false',
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+    'server-timing': serverTiming(startedAt, upstreamTime),
+  };
+  if (route !== undefined) {
+    headers['x-switchyard-target'] = route.deployment.name;
+    if (route.deployment.version !== undefined) headers['x-switchyard-version'] = route.deployment.version;
+  }
+  if (attempts !== undefined) headers['x-switchyard-attempts'] = attempts;
+  response.writeHead(status, headers);
+  response.end(body);
 }
 
 /** "gateway;dur=0.21, upstream;dur=12.5": what Switchyard added, and what the upstream took. */

@@ -36,8 +36,8 @@ export function proxy(call: ProxyCall): void {
       path: target.pathFor(call.endpoint, call.route.upstreamModel),
       headers: target.headers.concat('x-request-id', call.requestId),
       body: upstreamBody(call.raw, call.body, call.route.upstreamModel, exchange.addUsageRequest),
-      headersTimeout: target.config.timeouts.firstByte,
-      bodyTimeout: target.config.timeouts.idle,
+      headersTimeout: call.attempt.firstByteTimeout(call.route),
+      bodyTimeout: call.attempt.idleTimeout(call.route),
     },
     exchange,
   );
@@ -91,14 +91,9 @@ class PassthroughExchange extends Exchange {
     const answer = this.takeBuffered();
     const status = this.status;
     if (status < 200 || status >= 300) {
-      const failure = upstreamFailure(
-        status,
-        this.headers,
-        answer.toString('utf8'),
-        this.call.route.target.config.name,
+      this.refuse(
+        upstreamFailure(status, this.headers, answer.toString('utf8'), this.call.route.target.config.name),
       );
-      this.writeError(failure);
-      this.finish(failure.status, failure);
       return;
     }
     this.usage = extractUsage(answer);
@@ -107,12 +102,7 @@ class PassthroughExchange extends Exchange {
       this.finish(clientClosedStatus, undefined);
       return;
     }
-    response.writeHead(status, {
-      'content-type': this.contentType ?? 'application/json',
-      'content-length': answer.length,
-      'x-request-id': this.call.requestId,
-      'server-timing': serverTiming(this.call.startedAt, performance.now() - this.upstreamStart),
-    });
+    this.writeAnswerHead(status, this.contentType ?? 'application/json', answer.length);
     response.end(answer);
     this.finish(status, undefined);
   }
@@ -155,8 +145,7 @@ class PassthroughExchange extends Exchange {
         response.end(this.call.surface.streamError(failure));
         this.finish(200, failure);
       } else {
-        this.writeError(failure);
-        this.finish(failure.status, failure);
+        this.refuse(failure);
       }
       return;
     }

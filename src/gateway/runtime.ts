@@ -1,8 +1,10 @@
 import { type AddressInfo, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { bindLocalTargets, hasLocalTargets } from '../config/load.js';
+import { bindLocalTargets, ConfigError, hasLocalTargets } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { type AdminApiOptions, registerAdminApi } from '../control/admin-api.js';
+import { DeploymentMonitors } from '../routing/monitors.js';
+import { RetryBudget } from '../routing/retry-budget.js';
 import type { ModelStore } from '../runner/store/index.js';
 import { Supervisor } from '../runner/supervisor.js';
 import { openStore, type Store } from '../store/database.js';
@@ -25,6 +27,10 @@ export interface GatewayOptions {
    * runner's, opened (and its code loaded) on the first admin request that needs it.
    */
   readonly modelStore?: () => Promise<ModelStore>;
+  /** Reads the config again for a reload (SIGHUP, POST /admin/config/reload); absent: no reloads. */
+  readonly loadConfig?: () => Promise<GatewayConfig>;
+  /** In [0, 1): load balancing and jitter; seeded in tests. */
+  readonly random?: () => number;
 }
 
 export interface RunningGateway {
@@ -35,6 +41,13 @@ export interface RunningGateway {
   readonly requestLog: RequestLog | undefined;
   /** The supervised local runner, when a target is `local`. */
   readonly runner: Supervisor | undefined;
+  /**
+   * Reads the config again and swaps it in without dropping a request: requests in flight finish
+   * on the config they started with, deployments that stay keep their breakers and averages, and
+   * upstreams that stay keep their connections. Throws ConfigError, keeping the running config,
+   * when the new one is invalid.
+   */
+  reload(): Promise<{ models: number }>;
   /**
    * Graceful stop: refuse new requests, let those in flight (streams included) finish for up
    * to the drain timeout, then close what is left, flush the request log and close the store.
@@ -72,10 +85,14 @@ export async function startGateway(
   const requestLog = config.store.requestLog.enabled
     ? new RequestLog(store, config.store.requestLog, logger)
     : undefined;
-  const snapshot = compileSnapshot(config);
+  const random = options.random ?? Math.random;
+  const snapshot = compileSnapshot(config, { random });
+  let monitors = new DeploymentMonitors(snapshot.table.deployments, logger);
   const context: GatewayContext = {
     snapshot,
     draining: false,
+    retryBudget: new RetryBudget(config.retryBudget),
+    random,
     runnerReady: () => runner === undefined || runner.state === 'ready',
     observe: createRequestObserver(logger, requestLog),
     logger,
@@ -89,11 +106,16 @@ export async function startGateway(
       runner === undefined || runnerUrl === undefined
         ? undefined
         : { url: runnerUrl, ready: () => runner.state === 'ready' },
+    routing: {
+      deployments: () => context.snapshot.table.deployments,
+      reload: options.loadConfig === undefined ? undefined : () => reload(),
+    },
     logger,
   });
   try {
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (error) {
+    monitors.stop();
     await snapshot.pools.destroy();
     await store.close();
     await runner?.stop();
@@ -101,6 +123,46 @@ export async function startGateway(
   }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  let reloading = Promise.resolve({ models: config.models.length });
+  const reload = () => {
+    reloading = reloading
+      .catch(() => undefined)
+      .then(async () => {
+        if (!options.loadConfig) throw new Error('this gateway was started without a config to reload');
+        let next = await options.loadConfig();
+        if (hasLocalTargets(next)) {
+          if (runnerUrl === undefined) {
+            throw new ConfigError([
+              {
+                path: 'models',
+                message: 'local targets were added; restart Switchyard to start the local runner',
+              },
+            ]);
+          }
+          next = bindLocalTargets(next, runnerUrl);
+        }
+        // The listener, store and runner keep the settings they started with; models and routing change.
+        next = {
+          ...next,
+          server: context.snapshot.config.server,
+          store: context.snapshot.config.store,
+          runner: context.snapshot.config.runner,
+        };
+        const previous = context.snapshot;
+        const compiled = compileSnapshot(next, { previous, random });
+        monitors.stop();
+        monitors = new DeploymentMonitors(compiled.table.deployments, logger);
+        context.snapshot = compiled;
+        if (JSON.stringify(previous.config.retryBudget) !== JSON.stringify(next.retryBudget)) {
+          context.retryBudget = new RetryBudget(next.retryBudget);
+        }
+        void previous.pools.closeUnshared(compiled.pools);
+        logger.info({ models: next.models.map((model) => model.name) }, 'config reloaded');
+        return { models: next.models.length };
+      });
+    return reloading;
+  };
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -122,7 +184,8 @@ export async function startGateway(
         clearTimeout(drainTimer);
         clearInterval(idleSweep);
       }
-      await snapshot.pools.destroy();
+      monitors.stop();
+      await context.snapshot.pools.destroy();
       await runner?.stop();
       await requestLog?.close();
       await store.close();
@@ -130,7 +193,7 @@ export async function startGateway(
     return closing;
   };
 
-  return { url: `http://${host}:${address.port}`, app, store, requestLog, runner, close };
+  return { url: `http://${host}:${address.port}`, app, store, requestLog, runner, reload, close };
 }
 
 /** Loaded on demand: the store's code costs the gateway memory only once the admin API uses it. */

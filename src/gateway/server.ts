@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
+import type { RetryBudget } from '../routing/retry-budget.js';
 import { anthropicSurface } from '../surfaces/anthropic/surface.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { RequestObserver } from '../telemetry/request-observer.js';
@@ -28,6 +29,10 @@ declare module 'fastify' {
 export interface GatewayContext {
   snapshot: Snapshot;
   draining: boolean;
+  /** Caps retries at a share of all traffic, across models (routing.retry_budget). */
+  retryBudget: RetryBudget;
+  /** In [0, 1): backoff jitter; seeded in tests. */
+  readonly random: () => number;
   /** False while a supervised local runner is starting or restarting. */
   readonly runnerReady: () => boolean;
   readonly observe: RequestObserver;
@@ -115,6 +120,10 @@ export function buildGateway(context: GatewayContext): FastifyInstance {
       upstream_ms: null,
       first_byte_ms: null,
       error_code: failure.code,
+      deployment: null,
+      version: null,
+      attempts: null,
+      shadow: 0,
     });
     if (failure.headers) reply.headers(failure.headers);
     // The OpenAI and Anthropic SDKs retry every 5xx unless told otherwise; the catalogue knows

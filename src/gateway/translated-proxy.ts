@@ -78,15 +78,14 @@ export function planEmbeddings(
  */
 export function translatedProxy(call: TranslatedCall): void {
   const exchange = new TranslatingExchange(call);
-  const { target } = call.route;
   call.pool.dispatch(
     {
       method: 'POST',
       path: call.upstream.path,
       headers: call.upstream.headers.concat('x-request-id', call.requestId),
       body: call.upstream.body,
-      headersTimeout: target.config.timeouts.firstByte,
-      bodyTimeout: target.config.timeouts.idle,
+      headersTimeout: call.attempt.firstByteTimeout(call.route),
+      bodyTimeout: call.attempt.idleTimeout(call.route),
     },
     exchange,
   );
@@ -179,9 +178,7 @@ class TranslatingExchange extends Exchange {
     const answer = this.takeBuffered().toString('utf8');
     const { adapter, config } = this.call.route.target;
     if (this.status < 200 || this.status >= 300) {
-      const failure = adapter.failure(this.status, this.headers, answer, config.name);
-      this.writeError(failure);
-      this.finish(failure.status, failure);
+      this.refuse(adapter.failure(this.status, this.headers, answer, config.name));
       return;
     }
     let body: string;
@@ -208,9 +205,7 @@ class TranslatingExchange extends Exchange {
         body = this.call.surface.completion(completion, this.call.model);
       }
     } catch (error) {
-      const failure = asUpstreamError(error, config.name);
-      this.writeError(failure);
-      this.finish(failure.status, failure);
+      this.refuse(asUpstreamError(error, config.name));
       return;
     }
     const response = this.call.response;
@@ -218,12 +213,7 @@ class TranslatingExchange extends Exchange {
       this.finish(clientClosedStatus, undefined);
       return;
     }
-    response.writeHead(200, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': this.call.requestId,
-      'server-timing': serverTiming(this.call.startedAt, performance.now() - this.upstreamStart),
-    });
+    this.writeAnswerHead(200, 'application/json', Buffer.byteLength(body));
     response.end(body);
     this.finish(200, undefined);
   }

@@ -3,13 +3,30 @@ import type { TargetConfig } from '../config/types.js';
 
 /**
  * One undici keep-alive pool per upstream origin and connection settings, created when a config
- * is loaded so no request pays for it. Targets that share an origin share its connections.
+ * is loaded so no request pays for it. Targets that share an origin share its connections, and a
+ * reloaded config keeps the warm connections of the origins it still uses.
  */
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
 
-  constructor(targets: Iterable<TargetConfig>) {
-    for (const target of targets) this.#pools.set(poolKey(target), this.#create(target));
+  /** `previous`: the pools of the config this one replaces; those still needed are shared. */
+  constructor(targets: Iterable<TargetConfig>, previous?: UpstreamPools) {
+    const kept = previous === undefined ? undefined : previous.#pools;
+    for (const target of targets) {
+      const key = poolKey(target);
+      if (!this.#pools.has(key)) this.#pools.set(key, kept?.get(key) ?? this.#create(target));
+    }
+  }
+
+  /**
+   * Closes the pools `next` does not share, once their requests in flight have finished: what a
+   * reload does with the connections of upstreams that left the config.
+   */
+  async closeUnshared(next: UpstreamPools): Promise<void> {
+    const shared = new Set(next.#pools.values());
+    await Promise.all(
+      [...this.#pools.values()].filter((pool) => !shared.has(pool)).map((pool) => pool.close()),
+    );
   }
 
   /** The pool for a target; every target of the config it was built from has one. */

@@ -35,6 +35,10 @@ const requestLogColumns = [
   'upstream_ms',
   'first_byte_ms',
   'error_code',
+  'deployment',
+  'version',
+  'attempts',
+  'shadow',
 ] as const satisfies readonly (keyof RequestLogRow)[];
 
 /**

@@ -23,6 +23,13 @@ export interface RequestLogTable {
   upstream_ms: number | null;
   first_byte_ms: number | null;
   error_code: string | null;
+  /** The deployment (target of the model) that served the last attempt. */
+  deployment: string | null;
+  version: string | null;
+  /** Attempts made, retries and fallbacks included. */
+  attempts: number | null;
+  /** 1 for a shadow copy of a request: recorded, never returned to the client. */
+  shadow: number | null;
   seq: Generated<number>;
 }
 

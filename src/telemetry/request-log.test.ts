@@ -23,6 +23,10 @@ function row(id: string): RequestLogRow {
     upstream_ms: 1.2,
     first_byte_ms: 1,
     error_code: null,
+    deployment: 't',
+    version: null,
+    attempts: 1,
+    shadow: 0,
   };
 }
 

@@ -81,6 +81,7 @@ describe('switchyard serve', () => {
     expect(child.stderr).toContain('server.port: must be a number');
   });
 
+  // Two cold loads of the demo model and a runner restart: longer than the default timeout.
   it('with no config and no provider, serves the demo model through the supervised runner, which `ps` shows', async () => {
     const env = { SWITCHYARD_DATA_DIR: directory };
     const server = await startCli([], env);
@@ -127,12 +128,13 @@ describe('switchyard serve', () => {
     });
     expect(json.models[0].idle_seconds).toBeGreaterThanOrEqual(0);
 
-    // A runner crash never takes the gateway down: 503 while it restarts, then answers again.
+    // A runner crash never takes the gateway down: a request sent at once is retried until the
+    // restarted runner answers it, or gets 503 runner_unavailable with Retry-After meanwhile.
     const started = server.output.find((line) => line.includes('"runner started"'))!;
     process.kill(JSON.parse(started).child_pid, 'SIGKILL');
-    await expect.poll(async () => (await ask()).status, { timeout: 10_000, interval: 20 }).toBe(503);
     const during = await ask();
-    if (during.status === 503) {
+    if (during.status !== 200) {
+      expect(during.status).toBe(503);
       expect(((await during.json()) as any).error.code).toBe('runner_unavailable');
       expect(during.headers.get('retry-after')).toBe('1');
     }
@@ -146,7 +148,7 @@ describe('switchyard serve', () => {
     const stopped = await runCli(['ps'], env);
     expect(stopped.code).toBe(1);
     expect(stopped.stderr).toContain('no runner is running');
-  });
+  }, 45_000);
 
   it('passes runner settings through, keep_alive -1, preload and max_memory included, and serves the local model', async () => {
     const env = { SWITCHYARD_DATA_DIR: join(directory, 'runner-settings') };

@@ -8,11 +8,15 @@ let gateway: TestGateway;
 
 beforeAll(async () => {
   upstream = await startMockUpstream({ chunkDelayMs: 5 });
+  // Each failure is answered as it came: no retries, and no breaker to cool the target down
+  // (test/integration/reliability.test.ts covers those).
   gateway = await startTestGateway(`
 server:
   body_limit: 2kb
 models:
   - name: test-model
+    retries: 0
+    breaker: false
     targets:
       - url: ${upstream.url}
         api_key: sk-upstream-very-secret
@@ -21,11 +25,15 @@ models:
           idle: 300ms
           total: 3s
   - name: short-total
+    retries: 0
+    breaker: false
     targets:
       - url: ${upstream.url}
         timeouts:
           total: 200ms
   - name: nowhere
+    retries: 0
+    breaker: false
     targets:
       - url: http://127.0.0.1:9/v1
 `);

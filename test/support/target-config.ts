@@ -1,3 +1,4 @@
+import { defaultDeployment } from '../../src/config/routing.js';
 import type { TargetConfig } from '../../src/config/types.js';
 
 /** A compiled target for unit tests: an OpenAI-compatible upstream unless overridden. */
@@ -17,6 +18,7 @@ export function targetConfig(overrides: Partial<TargetConfig> = {}): TargetConfi
     defaultMaxTokens: undefined,
     region: undefined,
     awsCredentials: undefined,
+    deployment: defaultDeployment('test'),
     ...overrides,
   };
 }

@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { request as undiciRequest } from 'undici';
 import { GatewayError } from '../../errors/index.js';
 import type { Route } from '../../routing/model-table.js';
-import { contentText } from '../../spec/openai-chat.js';
+import { type ChatRequest, contentText } from '../../spec/openai-chat.js';
 import {
   anthropicToCanonical,
   countTokensToCanonical,
@@ -10,7 +10,9 @@ import {
   parseCountTokensRequest,
 } from '../../surfaces/anthropic/index.js';
 import { anthropicSurface } from '../../surfaces/anthropic/surface.js';
+import { Attempt, type Launcher } from '../attempts.js';
 import type { GatewayContext } from '../server.js';
+import { shadowTranslated } from '../shadow.js';
 import { planChat, translatedProxy } from '../translated-proxy.js';
 import { resolveRoute } from './proxy-routes.js';
 
@@ -22,12 +24,70 @@ import { resolveRoute } from './proxy-routes.js';
  */
 export function registerMessagesRoutes(app: FastifyInstance, context: GatewayContext): void {
   app.post('/v1/messages', { config: { surface: 'anthropic' } }, (request, reply) => {
-    // parse → plan → execute, as for OpenAI's endpoints.
+    // parse → route → execute, as for OpenAI's endpoints; routing sees the canonical request.
     const canonical = anthropicToCanonical(parseAnthropicRequest(request.body));
-    const route = resolveRoute(canonical.model, context);
+    request.body = canonical;
+    new Attempt(
+      context,
+      request,
+      reply,
+      anthropicSurface,
+      messagesLauncher,
+      '/v1/messages',
+      canonical.model,
+    ).start();
+  });
+
+  app.post('/v1/messages/count_tokens', { config: { surface: 'anthropic' } }, async (request, reply) => {
+    const counted = parseCountTokensRequest(request.body);
+    const route = resolveRoute(counted.model, context);
+    try {
+      return await countTokens(route, counted, request.id, reply);
+    } finally {
+      // Counting is not a request the deployment's breaker or averages should judge it by.
+      route.deployment.settle('neutral', 0);
+    }
+  });
+}
+
+/** Counts a prompt's tokens: exactly where the target can, else an estimate marked as one. */
+async function countTokens(
+  route: Route,
+  counted: ReturnType<typeof parseCountTokensRequest>,
+  requestId: string,
+  reply: FastifyReply,
+): Promise<unknown> {
+  const { kind, basePath } = route.target.config;
+  if (kind === 'anthropic') {
+    // Anthropic counts exactly with its own tokenizer; ask it.
+    const answer = await askUpstream(route, `${basePath}/v1/messages/count_tokens`, requestId, {
+      ...counted,
+      model: route.upstreamModel,
+    });
+    return reply.type('application/json').send(answer);
+  }
+  const prompt = countTokensToCanonical(counted);
+  if (kind === 'local') {
+    // The runner holds the model's tokenizer and chat template: it counts the prompt exactly as
+    // a chat completion's usage would (runner's POST /v1/chat/count_tokens).
+    const answer = await askUpstream(route, `${basePath}/chat/count_tokens`, requestId, {
+      ...prompt,
+      model: route.upstreamModel,
+    });
+    return { input_tokens: promptTokensOf(answer, route.target.config.name) };
+  }
+  // Other upstreams have no counting endpoint in their API: estimate, and say so.
+  void reply.header('x-switchyard-token-count', 'estimated');
+  return { input_tokens: estimateTokens(prompt) };
+}
+
+/** Sends a canonical chat request, translated from Anthropic's, to a route. */
+const messagesLauncher: Launcher = {
+  launch(route: Route, attempt: Attempt): void {
+    const { request } = attempt;
+    const canonical = request.body as ChatRequest;
     const upstream = planChat(canonical, route);
-    const stream = canonical.stream === true;
-    reply.hijack();
+    attempt.hijack();
     translatedProxy({
       requestId: request.id,
       startedAt: request.startedAt,
@@ -36,44 +96,21 @@ export function registerMessagesRoutes(app: FastifyInstance, context: GatewayCon
       model: canonical.model,
       route,
       pool: route.pool,
-      response: reply.raw,
-      observe: context.observe,
+      response: attempt.response,
+      observe: attempt.context.observe,
       surface: anthropicSurface,
+      attempt,
       operation: 'chat',
       upstream,
-      stream,
+      stream: canonical.stream === true,
       // Anthropic's final message_delta carries the usage, so the surface always needs it.
       includeUsage: true,
     });
-  });
-
-  app.post('/v1/messages/count_tokens', { config: { surface: 'anthropic' } }, async (request, reply) => {
-    const counted = parseCountTokensRequest(request.body);
-    const route = resolveRoute(counted.model, context);
-    const { kind, basePath } = route.target.config;
-    if (kind === 'anthropic') {
-      // Anthropic counts exactly with its own tokenizer; ask it.
-      const answer = await askUpstream(route, `${basePath}/v1/messages/count_tokens`, request.id, {
-        ...counted,
-        model: route.upstreamModel,
-      });
-      return reply.type('application/json').send(answer);
-    }
-    const prompt = countTokensToCanonical(counted);
-    if (kind === 'local') {
-      // The runner holds the model's tokenizer and chat template: it counts the prompt exactly as
-      // a chat completion's usage would (runner's POST /v1/chat/count_tokens).
-      const answer = await askUpstream(route, `${basePath}/chat/count_tokens`, request.id, {
-        ...prompt,
-        model: route.upstreamModel,
-      });
-      return { input_tokens: promptTokensOf(answer, route.target.config.name) };
-    }
-    // Other upstreams have no counting endpoint in their API: estimate, and say so.
-    void reply.header('x-switchyard-token-count', 'estimated');
-    return { input_tokens: estimateTokens(prompt) };
-  });
-}
+  },
+  shadow(route: Route, attempt: Attempt): void {
+    shadowTranslated(route, attempt, attempt.request.body as ChatRequest);
+  },
+};
 
 /**
  * POSTs a JSON body to the route's target through its pool, with its headers and timeouts, and

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ModelConfig } from '../../config/types.js';
+import { modelNotFound } from '../attempts.js';
 import type { GatewayContext } from '../server.js';
-import { modelNotFound } from './proxy-routes.js';
 
 /** GET /v1/models and GET /v1/models/{id}, in OpenAI's list and model shapes. */
 export function registerModelRoutes(app: FastifyInstance, context: GatewayContext): void {
@@ -15,7 +15,7 @@ export function registerModelRoutes(app: FastifyInstance, context: GatewayContex
     const id = decodeURIComponent((request.params as { '*': string })['*']);
     const { table, createdAt } = context.snapshot;
     const model = table.match(id);
-    if (model === undefined) throw modelNotFound(id, table);
+    if (model === undefined) throw modelNotFound(id, table.models);
     return describe(id, model, createdAt);
   });
 }

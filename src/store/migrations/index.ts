@@ -32,6 +32,20 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('request_log_started_at').on('request_log').column('started_at').execute();
     },
   },
+  '0002-request-log-routing': {
+    // Which deployment served a request, its version, after how many attempts, and whether it
+    // was a shadow copy: what comparing the arms of a split or a shadow needs.
+    async up(db: Kysely<unknown>) {
+      for (const [name, type] of [
+        ['deployment', 'text'],
+        ['version', 'text'],
+        ['attempts', 'integer'],
+        ['shadow', 'integer'],
+      ] as const) {
+        await db.schema.alterTable('request_log').addColumn(name, type).execute();
+      }
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
