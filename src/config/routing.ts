@@ -1,38 +1,24 @@
 import type { Strategy } from '../routing/balancer.js';
+import { circuitBreakerDefaults } from '../routing/circuit-breaker.js';
 import type { ConfigIssue } from './load.js';
 import type { RawConfig } from './schema.js';
-import type {
-  BreakerSettings,
-  DeploymentSettings,
-  FailureClass,
-  ModelConfig,
-  ModelRouting,
-  TargetConfig,
-  TargetKind,
+import {
+  type DeploymentSettings,
+  type FailureClass,
+  failureClasses,
+  type ModelConfig,
+  type ModelRouting,
+  type TargetConfig,
+  type TargetKind,
 } from './types.js';
 
 type RawModel = NonNullable<RawConfig['models']>[number];
 type RawTarget = RawModel['targets'][number];
 
 /** Failures worth another model by default: the upstream's trouble, not the request's. */
-const defaultFallbackOn: readonly FailureClass[] = [
-  'rate_limited',
-  'overloaded',
-  'server_error',
-  'timeout',
-  'unreachable',
-  'auth',
-];
-
-export const defaultBreaker: BreakerSettings = Object.freeze({
-  failureRate: 0.5,
-  window: 30_000,
-  minRequests: 10,
-  consecutiveFailures: 5,
-  cooldown: 30_000,
-  maxCooldown: 300_000,
-  probes: 1,
-});
+const defaultFallbackOn: readonly FailureClass[] = failureClasses.filter(
+  (failure) => failure !== 'context_window' && failure !== 'content_policy',
+);
 
 /** Where a kind answers a cheap authenticated GET, for `health_check: true`. */
 function defaultHealthPath(kind: TargetKind, basePath: string): string | undefined {
@@ -158,13 +144,13 @@ export function compileRouting(raw: RawModel): ModelRouting {
       breaker === false
         ? undefined
         : Object.freeze({
-            failureRate: breaker?.failure_rate ?? defaultBreaker.failureRate,
-            window: breaker?.window ?? defaultBreaker.window,
-            minRequests: breaker?.min_requests ?? defaultBreaker.minRequests,
-            consecutiveFailures: breaker?.consecutive_failures ?? defaultBreaker.consecutiveFailures,
-            cooldown: breaker?.cooldown ?? defaultBreaker.cooldown,
-            maxCooldown: breaker?.max_cooldown ?? defaultBreaker.maxCooldown,
-            probes: breaker?.probes ?? defaultBreaker.probes,
+            failureRate: breaker?.failure_rate ?? circuitBreakerDefaults.failureRate,
+            window: breaker?.window ?? circuitBreakerDefaults.window,
+            minRequests: breaker?.min_requests ?? circuitBreakerDefaults.minRequests,
+            consecutiveFailures: breaker?.consecutive_failures ?? circuitBreakerDefaults.consecutiveFailures,
+            cooldown: breaker?.cooldown ?? circuitBreakerDefaults.cooldown,
+            maxCooldown: breaker?.max_cooldown ?? circuitBreakerDefaults.maxCooldown,
+            probes: breaker?.probes ?? circuitBreakerDefaults.probes,
           }),
     routes: Object.freeze((raw.routes ?? []).map((route) => Object.freeze({ ...route }))),
   });

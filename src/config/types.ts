@@ -1,6 +1,7 @@
 /** The validated, compiled and frozen configuration the rest of Switchyard reads. */
 
 import type { Strategy } from '../routing/balancer.js';
+import type { CircuitBreakerSettings } from '../routing/circuit-breaker.js';
 
 export type ProviderKind =
   | 'openai-compatible'
@@ -103,15 +104,8 @@ export const failureClasses = [
 ] as const;
 export type FailureClass = (typeof failureClasses)[number];
 
-export interface BreakerSettings {
-  readonly failureRate: number;
-  readonly window: number;
-  readonly minRequests: number;
-  readonly consecutiveFailures: number;
-  readonly cooldown: number;
-  readonly maxCooldown: number;
-  readonly probes: number;
-}
+/** A deployment's circuit breaker, as the config sets it (routing/circuit-breaker.ts). */
+export type BreakerSettings = Omit<CircuitBreakerSettings, 'onStateChange'>;
 
 /** A conditional route: requests matching `when` go to model `model` instead. */
 export interface ConditionalRoute {

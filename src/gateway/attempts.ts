@@ -8,7 +8,7 @@ import type { Deployment } from '../routing/deployment.js';
 import { failureClass, isRetryable } from '../routing/failure-class.js';
 import { type Route, type RoutedModel, RoutingRequest, routeTo } from '../routing/model-table.js';
 import type { ClientSurface } from '../surfaces/surface.js';
-import { clientClosedStatus, round, writeErrorResponse } from './exchange.js';
+import { clientClosedStatus, requestRecord, round, writeErrorResponse } from './exchange.js';
 import type { GatewayContext } from './server.js';
 
 /** How a route sends a request: plans it for a target and starts the exchange. */
@@ -144,7 +144,8 @@ export class Attempt {
   }
 
   #failure(description: string): void {
-    (this.#failures ??= []).push(description);
+    this.#failures ??= [];
+    this.#failures.push(description);
   }
 
   /** Takes the response over from Fastify; the exchanges write it from now on. */
@@ -172,7 +173,10 @@ export class Attempt {
   failed(route: Route, error: GatewayError): GatewayError | undefined {
     const failure = failureClass(error);
     this.#failure(`${route.deployment.key}: ${error.message}`);
-    if (route.deployment.model === this.#entry?.config) (this.#tried ??= []).push(route.deployment);
+    if (route.deployment.model === this.#entry?.config) {
+      this.#tried ??= [];
+      this.#tried.push(route.deployment);
+    }
     if (this.response.destroyed || performance.now() >= this.deadline) return this.#aggregate(error);
     const next = this.#retry(route, error, failure) ?? this.#fallback(failure);
     if (next === undefined) return this.#aggregate(error);
@@ -342,28 +346,21 @@ export class Attempt {
   }
 
   #record(status: number, error: GatewayError | undefined, route: Route): void {
-    const { deployment } = route;
-    this.context.observe({
-      id: this.request.id,
-      started_at: this.request.startedAtEpoch,
-      endpoint: this.endpointPath,
-      model: this.model,
-      target: route.target.config.name,
-      upstream_model: route.upstreamModel,
-      status,
-      stream: (this.request.body as { stream?: unknown }).stream === true ? 1 : 0,
-      prompt_tokens: null,
-      completion_tokens: null,
-      total_tokens: null,
-      duration_ms: round(performance.now() - this.request.startedAt),
-      upstream_ms: null,
-      first_byte_ms: null,
-      error_code: error?.code ?? null,
-      deployment: deployment.name,
-      version: deployment.version ?? null,
-      attempts: this.count,
-      shadow: 0,
-    });
+    const stream = (this.request.body as { stream?: unknown }).stream === true;
+    const record = requestRecord(
+      this.request.id,
+      this.request.startedAtEpoch,
+      this.endpointPath,
+      this.model,
+      route,
+      stream,
+      this.count,
+      0,
+    );
+    record.status = status;
+    record.duration_ms = round(performance.now() - this.request.startedAt);
+    record.error_code = error?.code ?? null;
+    this.context.observe(record);
   }
 }
 

@@ -74,27 +74,16 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
     this.call = call;
     this.streaming = streaming;
     const { route } = call;
-    this.record = {
-      id: call.requestId,
-      started_at: call.startedAtEpoch,
-      endpoint: call.endpointPath,
-      model: call.model,
-      target: route.target.config.name,
-      upstream_model: route.upstreamModel,
-      status: 0,
-      stream: streaming ? 1 : 0,
-      prompt_tokens: null,
-      completion_tokens: null,
-      total_tokens: null,
-      duration_ms: 0,
-      upstream_ms: null,
-      first_byte_ms: null,
-      error_code: null,
-      deployment: route.deployment.name,
-      version: route.deployment.version ?? null,
-      attempts: call.attempt.count,
-      shadow: 0,
-    };
+    this.record = requestRecord(
+      call.requestId,
+      call.startedAtEpoch,
+      call.endpointPath,
+      call.model,
+      route,
+      streaming,
+      call.attempt.count,
+      0,
+    );
     // The total timeout is the request's, however many attempts it takes.
     this.totalTimer = setTimeout(
       this.onTotalTimeout,
@@ -294,6 +283,40 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
   };
 
   protected readonly onDrain = () => this.controller?.resume();
+}
+
+/** The request-log record of an attempt on `route`, its outcome filled in as the attempt goes. */
+export function requestRecord(
+  id: string,
+  startedAtEpoch: number,
+  endpoint: string,
+  model: string,
+  route: Route,
+  stream: boolean,
+  attempts: number,
+  shadow: 0 | 1,
+): RequestRecord {
+  return {
+    id,
+    started_at: startedAtEpoch,
+    endpoint,
+    model,
+    target: route.target.config.name,
+    upstream_model: route.upstreamModel,
+    status: 0,
+    stream: stream ? 1 : 0,
+    prompt_tokens: null,
+    completion_tokens: null,
+    total_tokens: null,
+    duration_ms: 0,
+    upstream_ms: null,
+    first_byte_ms: null,
+    error_code: null,
+    deployment: route.deployment.name,
+    version: route.deployment.version ?? null,
+    attempts,
+    shadow,
+  };
 }
 
 const clientGone = Symbol('client gone');

@@ -8,7 +8,7 @@ import type { Endpoint, ProxyRequestBody } from '../spec/openai.js';
 import type { ChatRequest, ChatUsage } from '../spec/openai-chat.js';
 import type { RequestRecord } from '../telemetry/request-log.js';
 import type { Attempt } from './attempts.js';
-import { maxBufferedBody, round } from './exchange.js';
+import { maxBufferedBody, requestRecord, round } from './exchange.js';
 import { planChat } from './translated-proxy.js';
 
 /**
@@ -62,27 +62,16 @@ function send(
   reader: AnswerReader,
 ): void {
   const { request } = attempt;
-  const record: RequestRecord = {
-    id: request.id,
-    started_at: Date.now(),
-    endpoint: attempt.endpointPath,
-    model: attempt.model,
-    target: route.target.config.name,
-    upstream_model: route.upstreamModel,
-    status: 0,
-    stream: 0,
-    prompt_tokens: null,
-    completion_tokens: null,
-    total_tokens: null,
-    duration_ms: 0,
-    upstream_ms: null,
-    first_byte_ms: null,
-    error_code: null,
-    deployment: route.deployment.name,
-    version: route.deployment.version ?? null,
-    attempts: 1,
-    shadow: 1,
-  };
+  const record = requestRecord(
+    request.id,
+    Date.now(),
+    attempt.endpointPath,
+    attempt.model,
+    route,
+    false,
+    1,
+    1,
+  );
   const handler = new ShadowExchange(route, attempt, record, reader);
   route.pool.dispatch(
     {

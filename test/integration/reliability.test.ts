@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../../src/config/types.js';
 import { parseSseEvent, SseSplitter } from '../../src/providers/sse.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type MockUpstream, rateLimited, startMockUpstream } from '../support/mock-upstream.js';
+import { seededRandom as seeded } from '../support/seeded-random.js';
 
 /**
  * Routing and reliability through the real gateway (issue 5): retries on the model, the global
@@ -94,18 +95,6 @@ async function until(check: () => Promise<boolean> | boolean, what: string, limi
     if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await sleep(20);
   }
-}
-
-/** mulberry32: the gateway's balancing and jitter, repeatable from run to run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = state;
-    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** The config a reload reads, with the overrides startTestGateway applies. */

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type MockUpstream, startMockUpstream } from '../support/mock-upstream.js';
+import { seededRandom as seeded } from '../support/seeded-random.js';
 
 /**
  * Issue 5: how a model's requests spread over its deployments, as a client sees it. Each
@@ -10,18 +11,6 @@ import { type MockUpstream, startMockUpstream } from '../support/mock-upstream.j
 
 const adminKey = 'routing-test-admin-key-3b9f41';
 const admin = `admin:\n  key: ${adminKey}\n`;
-
-/** mulberry32: a seeded PRNG, so that random strategies draw the same numbers on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = state;
-    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 async function startGateway(yaml: string, seed = 1): Promise<TestGateway> {
   return startTestGateway(yaml, { gateway: { random: seeded(seed) } });

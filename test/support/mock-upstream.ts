@@ -23,6 +23,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { seededRandom } from './seeded-random.js';
 
 export interface RecordedRequest {
   method: string;
@@ -747,18 +748,6 @@ function escapeLabel(value: string): string {
 /** prometheus_client writes every sample as a Python float: 3 as "3.0". */
 function pythonFloat(value: number): string {
   return Number.isInteger(value) ? `${value}.0` : String(value);
-}
-
-/** mulberry32: small, fast and good enough to spread faults; only repeatability matters here. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = state;
-    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 function readBody(request: IncomingMessage): Promise<string> {

@@ -1,0 +1,14 @@
+/**
+ * mulberry32: a small seeded PRNG, uniform in [0, 1). The same seed draws the same numbers on
+ * every run, so tests of random choices (strategies, jitter, injected faults) are repeatable.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let mixed = state;
+    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
+    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
+    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
