@@ -77,6 +77,33 @@ export function killAllNow() {
   groups.clear();
 }
 
+/**
+ * Runs a benchmark's `main` so that no child outlives it, however it ends (error, Ctrl-C, kill):
+ * `describe(error)` says what to print for a failure.
+ */
+export async function runBenchmark(name, main, describe = (error) => error.stack ?? String(error)) {
+  process.on('exit', killAllNow);
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]) {
+    process.on(signal, () => {
+      process.stderr.write(`\n${signal}: stopping\n`);
+      process.exit(code);
+    });
+  }
+  try {
+    await main();
+  } catch (error) {
+    process.stderr.write(`\n${name} failed: ${describe(error)}\n`);
+    process.exitCode = 1;
+  } finally {
+    // A child stuck after a failure would keep the event loop, and so this process, alive.
+    killAllNow();
+  }
+}
+
 /** The last lines of a child's log, for error messages. */
 export function logTail(handle, lines = 20) {
   try {

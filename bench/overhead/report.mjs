@@ -320,10 +320,10 @@ export function renderMarkdown(results) {
 }
 
 /**
- * Replaces this benchmark's section of BENCHMARKS.md (between the overhead markers), leaving any
- * other benchmark's sections as they are; appends the section, or creates the file, if needed.
+ * Replaces a benchmark's section of BENCHMARKS.md (between its markers: the overhead ones by
+ * default), leaving the other sections as they are; appends the section, or creates the file.
  */
-export function writeBenchmarksSection(filePath, section) {
+export function writeBenchmarksSection(filePath, section, markers = { start: startMarker, end: endMarker }) {
   if (!existsSync(filePath)) {
     writeFileSync(
       filePath,
@@ -334,11 +334,11 @@ export function writeBenchmarksSection(filePath, section) {
     return;
   }
   const current = readFileSync(filePath, 'utf8');
-  const start = current.indexOf(startMarker);
-  const end = current.indexOf(endMarker);
+  const start = current.indexOf(markers.start);
+  const end = current.indexOf(markers.end);
   const next =
     start !== -1 && end > start
-      ? current.slice(0, start) + section + current.slice(end + endMarker.length)
+      ? current.slice(0, start) + section + current.slice(end + markers.end.length)
       : `${current.trimEnd()}\n\n${section}\n`;
   writeFileSync(filePath, next);
 }

@@ -9,7 +9,8 @@
 //   BENCH_WARMUP           seconds of warm-up per target before measuring (default 2)
 //   BENCH_STREAM_REQUESTS  streaming requests per target (default 2000, after 200 of warm-up)
 //   BENCH_TARGETS          comma list, subset of direct,nginx,node-floor,switchyard,switchyard-rewrite,
-//                          switchyard-to-anthropic,switchyard-from-anthropic (default: all)
+//                          switchyard-routed,switchyard-to-anthropic,switchyard-from-anthropic
+//                          (default: all)
 //   BENCH_NO_WRITE=1       print the results but leave BENCHMARKS.md alone
 //   BENCH_PROFILE=1        afterwards, run Switchyard once more under --cpu-prof for a 16-connection
 //                          run, leaving a .cpuprofile in bench/.out
@@ -24,8 +25,8 @@ import { clockTicksPerSecond, cpuTimes, treeUsage } from './proc-stats.mjs';
 import {
   freePort,
   httpRequest,
-  killAllNow,
   logTail,
+  runBenchmark,
   startPinned,
   stopProcess,
   waitUntilReady,
@@ -98,7 +99,8 @@ const surfaces = {
  * Every target, in the order they run (direct first, as every other target is compared with it,
  * and passthrough Switchyard before the translated ones, which are compared with it). `surface`
  * is what the client speaks; `switchyard` says how that Switchyard is configured: `upstream` is
- * its target's kind, `alias` gives the model a client-side name that differs from the upstream's.
+ * its target's kind, `alias` gives the model a client-side name that differs from the upstream's,
+ * `routed` spreads the model over two deployments with the latency strategy, retries and breakers.
  * `translation` marks a target whose client and upstream speak different schemas.
  */
 const targets = {
@@ -114,6 +116,11 @@ const targets = {
     label: 'switchyard (model rewrite)',
     surface: 'openai',
     switchyard: { upstream: 'openai-compatible', alias: true },
+  },
+  'switchyard-routed': {
+    label: 'switchyard (routed: 2 deployments, latency strategy)',
+    surface: 'openai',
+    switchyard: { upstream: 'openai-compatible', alias: false, routed: true },
   },
   'switchyard-to-anthropic': {
     label: 'switchyard (OpenAI in, Anthropic out)',
@@ -389,7 +396,7 @@ async function startNodeFloor(temporary, mockUrl) {
   return { handle, url, model: upstreamModel };
 }
 
-async function startSwitchyard(temporary, mockUrl, { name, upstream, alias, nodeOptions = [] }) {
+async function startSwitchyard(temporary, mockUrl, { name, upstream, alias, routed, nodeOptions = [] }) {
   const directory = path.join(temporary, name);
   mkdirSync(directory, { recursive: true });
   const port = await freePort();
@@ -397,6 +404,10 @@ async function startSwitchyard(temporary, mockUrl, { name, upstream, alias, node
   // Anthropic's url is the origin (the adapter adds /v1/messages); an OpenAI-compatible one ends in /v1.
   const target =
     upstream === 'anthropic' ? `- kind: anthropic\n        url: ${mockUrl}` : `- url: ${mockUrl}/v1`;
+  // Both deployments reach the one mock upstream: the cost measured is the routing, not a second server.
+  const deployments = routed
+    ? `${target}\n        name: a\n        api_key: bench-key\n        model: ${upstreamModel}\n      ${target}\n        name: b`
+    : target;
   const configPath = path.join(directory, 'switchyard.yaml');
   writeFileSync(
     configPath,
@@ -406,9 +417,9 @@ log:
 store:
   path: ${directory}/bench.db
 models:
-  - name: ${model}
+  - name: ${model}${routed ? '\n    strategy: latency' : ''}
     targets:
-      ${target}
+      ${deployments}
         api_key: bench-key
         model: ${upstreamModel}
 `,
@@ -879,27 +890,7 @@ async function main() {
   }
 }
 
-// Children must not outlive the benchmark, whichever way it ends.
-process.on('exit', killAllNow);
-for (const [signal, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-  ['SIGHUP', 129],
-]) {
-  process.on(signal, () => {
-    process.stderr.write(`\n${signal}: stopping\n`);
-    process.exit(code);
-  });
-}
-
-try {
-  await main();
-} catch (error) {
-  // Expected failures carry a message that says what to do; anything else is a bug here.
-  const expected = error instanceof BenchError || error.constructor === Error;
-  process.stderr.write(`\nbench:overhead failed: ${expected ? error.message : error.stack}\n`);
-  process.exitCode = 1;
-} finally {
-  // A child stuck after a failure would keep the event loop, and so this process, alive.
-  killAllNow();
-}
+// Expected failures carry a message that says what to do; anything else is a bug here.
+await runBenchmark('bench:overhead', main, (error) =>
+  error instanceof BenchError || error.constructor === Error ? error.message : error.stack,
+);
