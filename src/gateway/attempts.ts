@@ -112,7 +112,11 @@ export class Attempt {
       const unavailable = served.entry.unavailable();
       this.#failure(`${served.entry.config.name}: ${unavailable.message}`);
       const fallback = this.#fallback(failureClass(unavailable));
-      if (fallback === undefined) throw unavailable;
+      if (fallback === undefined) {
+        // Nothing was sent: say so, as every other answer says how many attempts it took.
+        unavailable.headers!['x-switchyard-attempts'] = '0';
+        throw unavailable;
+      }
       route = fallback;
     } else {
       this.#entry = served.entry;
