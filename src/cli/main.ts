@@ -29,6 +29,8 @@ Usage:
       Serve the store's models over an OpenAI-compatible API on loopback (serve supervises it).
   switchyard ps [--runner URL] [--json]
       The runner's loaded models: memory, processor, slots in use, idle time, when they unload.
+  switchyard audit verify [--store PATH | --config FILE]
+      Check the audit log's hash chain; exits 1 naming the first edited, deleted or moved entry.
   switchyard --version
 `;
 
@@ -50,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./runner.js')).runnerCommand(rest);
     case 'ps':
       return (await import('./ps.js')).psCommand(rest);
+    case 'audit':
+      return (await import('./audit.js')).auditCommand(rest);
     case '--version':
     case '-v':
       process.stdout.write(`${version}\n`);

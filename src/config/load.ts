@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { bedrockEndpoint, environmentCredentials, regionOfEndpoint } from './aws.js';
@@ -28,6 +30,7 @@ import type {
   ProviderKind,
   TargetConfig,
   Timeouts,
+  TlsFiles,
 } from './types.js';
 import { environmentVendors } from './vendors.js';
 
@@ -280,9 +283,10 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
   });
   checkModelReferences(models, issues);
   const adminKey = compileAdminKey(raw.admin?.key, env, issues);
+  const server = raw.server ?? {};
+  const tls = compileTls(server.tls, issues);
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const server = raw.server ?? {};
   const requestLog = raw.store?.request_log ?? {};
   return deepFreeze({
     runner: {
@@ -303,6 +307,7 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
       bodyLimit: server.body_limit ?? defaultBodyLimit,
       drainTimeout: server.drain_timeout ?? defaultDrainTimeout,
       keepAliveTimeout: server.keep_alive_timeout ?? defaultKeepAliveTimeout,
+      tls,
     },
     log: { level: raw.log?.level ?? env.SWITCHYARD_LOG_LEVEL ?? 'info' },
     store: {
@@ -407,6 +412,56 @@ function compileAdminKey(fromFile: string | undefined, env: Env, issues: ConfigI
     });
   }
   return key;
+}
+
+/**
+ * `server.tls` with its paths made absolute (relative ones are from the working directory), once
+ * the files have been read and found to be a usable pair, so a typo fails `config validate`
+ * rather than the first TLS handshake.
+ */
+function compileTls(raw: TlsFiles | undefined, issues: ConfigIssue[]): TlsFiles | undefined {
+  if (raw === undefined) return undefined;
+  const files = { cert: resolve(raw.cert), key: resolve(raw.key) };
+  try {
+    readTlsFiles(files);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    issues.push(...error.issues);
+  }
+  return files;
+}
+
+/**
+ * Reads the PEM certificate and key `files` names and checks that they make a usable pair, as
+ * node:tls would at the first handshake. Throws ConfigError naming the file, or both files, at fault.
+ */
+export function readTlsFiles(files: TlsFiles): { readonly cert: Buffer; readonly key: Buffer } {
+  const issues: ConfigIssue[] = [];
+  const read = (field: 'cert' | 'key') => {
+    try {
+      return readFileSync(files[field]);
+    } catch (error) {
+      const { code, message } = error as NodeJS.ErrnoException;
+      const reason = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : message;
+      issues.push({ path: `server.tls.${field}`, message: `cannot read "${files[field]}": ${reason}` });
+      return undefined;
+    }
+  };
+  const cert = read('cert');
+  const key = read('key');
+  if (cert === undefined || key === undefined) throw new ConfigError(issues);
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    // OpenSSL's reason ("key values mismatch", "no start line") says which of the two is wrong.
+    throw new ConfigError([
+      {
+        path: 'server.tls',
+        message: `"${files.cert}" and "${files.key}" are not a usable certificate and key (${(error as Error).message}); both must be PEM, and the key must be the certificate's`,
+      },
+    ]);
+  }
+  return { cert, key };
 }
 
 /** The target's own timeouts, else its model's, else its provider's, else the defaults. */

@@ -352,6 +352,8 @@ export const configSchema = z.strictObject({
       body_limit: size.optional(),
       drain_timeout: duration.optional(),
       keep_alive_timeout: duration.optional(),
+      /** Serve HTTPS with this PEM certificate (chain) and key; both are watched and reloaded. */
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
     })
     .optional(),
   log: z

@@ -156,6 +156,14 @@ export interface ModelConfig {
   readonly routing: ModelRouting;
 }
 
+/** Where the listener's certificate and key live; the files are read at start and on change. */
+export interface TlsFiles {
+  /** PEM certificate, with any intermediates after it. */
+  readonly cert: string;
+  /** PEM private key. Secret: its contents are never logged. */
+  readonly key: string;
+}
+
 export interface GatewayConfig {
   readonly server: {
     readonly host: string;
@@ -163,6 +171,8 @@ export interface GatewayConfig {
     readonly bodyLimit: number;
     readonly drainTimeout: number;
     readonly keepAliveTimeout: number;
+    /** Serve HTTPS from these PEM files (absolute paths); undefined: plain HTTP. */
+    readonly tls: TlsFiles | undefined;
   };
   readonly log: { readonly level: string };
   readonly store: {

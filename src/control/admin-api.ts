@@ -1,9 +1,11 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
 import type { Deployment } from '../routing/deployment.js';
 import type { ModelStore } from '../runner/store/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { adminAuthorisation } from './admin-auth.js';
+import type { AuditLog, AuditRecord } from './audit-log.js';
+import { registerAdminAuditRoutes } from './routes/admin-audit.js';
 import { registerAdminImportRoute } from './routes/admin-import.js';
 import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminPsRoute } from './routes/admin-ps.js';
@@ -29,6 +31,11 @@ export interface AdminApiOptions {
   readonly runner: AdminRunner | undefined;
   readonly routing: AdminRouting;
   readonly logger: Logger;
+  /**
+   * The audit log (the gateway's store); without one, admin actions are only logged and
+   * GET /admin/audit does not exist.
+   */
+  readonly audit?: AuditLog | undefined;
 }
 
 /** The data plane's routing, as the admin API sees it. */
@@ -50,14 +57,25 @@ export interface AdminContext {
    * that started them (see admin-pull.ts), but not the process.
    */
   readonly shutdown: AbortSignal;
+  /**
+   * Records an admin action in the audit log, as the admin key's, from the request's address;
+   * resolves once the entry is committed. A failed write is logged, never thrown: the action it
+   * records has already happened, and its answer must still say so.
+   */
+  readonly audit: (request: FastifyRequest, record: AdminAuditRecord) => Promise<void>;
 }
+
+/** An admin action, as a route reports it to the audit log. */
+export type AdminAuditRecord = Omit<AuditRecord, 'actor' | 'source' | 'requestId'>;
 
 /**
  * The admin API under /admin, as an encapsulated Fastify plugin: its authorisation stage and
  * error handler apply to its own routes only, so the data plane's routes pay nothing for them.
  * Routes: the model store (GET/DELETE /admin/models[/name], POST /admin/models/pull and
  * /admin/models/import), the runner's loaded models (GET /admin/ps), and routing (GET
- * /admin/deployments, POST /admin/config/reload).
+ * /admin/deployments, POST /admin/config/reload), and, given an audit log, the log itself (GET
+ * /admin/audit and /admin/audit/verify). Every action, and every refused request, is recorded in
+ * that log before its answer goes out.
  *
  * @example registerAdminApi(app, { key: config.admin.key, modelStore, runner: undefined, logger });
  */
@@ -77,11 +95,23 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
     routing: options.routing,
     logger: options.logger,
     shutdown: shutdown.signal,
+    audit: (request, record) => recordAudit(options, request, { ...record, actor: 'admin' }),
   };
 
   void app.register(
     async (admin) => {
-      admin.addHook('onRequest', adminAuthorisation(options.key, options.logger));
+      admin.addHook(
+        'onRequest',
+        adminAuthorisation(options.key, options.logger, (request, reason) =>
+          recordAudit(options, request, {
+            actor: 'anonymous',
+            action: 'auth.failure',
+            target: request.url.split('?')[0],
+            after: { method: request.method, reason },
+            outcome: 'denied',
+          }),
+        ),
+      );
       // Clients often send Content-Type: application/json on every call, GET and DELETE too, with
       // no body; here that is no body, where the data plane's parser answers 400.
       admin.removeContentTypeParser('application/json');
@@ -125,7 +155,24 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       registerAdminImportRoute(admin, context);
       registerAdminPsRoute(admin, context);
       registerAdminRoutingRoutes(admin, context);
+      if (options.audit) registerAdminAuditRoutes(admin, options.audit);
     },
     { prefix: '/admin' },
   );
+}
+
+async function recordAudit(
+  options: AdminApiOptions,
+  request: FastifyRequest,
+  record: Omit<AuditRecord, 'source' | 'requestId'>,
+): Promise<void> {
+  if (options.audit === undefined) return;
+  try {
+    await options.audit.append({ ...record, source: request.ip, requestId: request.id });
+  } catch (error) {
+    options.logger.error(
+      { err: error, id: request.id, action: record.action, target: record.target },
+      'audit entry not recorded',
+    );
+  }
 }

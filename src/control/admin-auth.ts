@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { onRequestHookHandler } from 'fastify';
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
 import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -20,18 +20,38 @@ const challenge = { 'www-authenticate': 'Bearer realm="switchyard-admin"' };
  * Keys are compared as sha256 digests with `timingSafeEqual`: the digests have equal lengths
  * whatever was sent, so the comparison's time depends on neither the key nor its length. Refusals
  * are logged (request id, method, path, address, whether a key was sent); the key and the header
- * never are.
+ * never are. `refused`, when given, is called for each refusal (the audit log) and the answer
+ * waits for it, so the refusal is on record before the caller hears of it.
  *
  * @example admin.addHook('onRequest', adminAuthorisation(config.admin.key, logger));
  */
-export function adminAuthorisation(key: string | undefined, logger: Logger): onRequestHookHandler {
+export function adminAuthorisation(
+  key: string | undefined,
+  logger: Logger,
+  refused?: (request: FastifyRequest, reason: RefusalReason) => Promise<void>,
+): onRequestHookHandler {
+  const refuse = (
+    request: FastifyRequest,
+    reason: RefusalReason,
+    error: GatewayError,
+    done: (error: Error) => void,
+  ) => {
+    if (refused === undefined) {
+      done(error);
+      return;
+    }
+    refused(request, reason).then(
+      () => done(error),
+      () => done(error),
+    );
+  };
   if (key === undefined) {
     return (request, _reply, done) => {
       logger.info(
         { id: request.id, method: request.method, path: request.url.split('?')[0], remote: request.ip },
         'admin request refused: the admin API is disabled (no admin key is configured)',
       );
-      done(new GatewayError('admin_disabled'));
+      refuse(request, 'admin disabled', new GatewayError('admin_disabled'), done);
     };
   }
   const expected = digest(key);
@@ -42,19 +62,17 @@ export function adminAuthorisation(key: string | undefined, logger: Logger): onR
       done();
       return;
     }
+    const reason = presented === undefined ? 'no bearer key' : 'wrong key';
     logger.warn(
-      {
-        id: request.id,
-        method: request.method,
-        path: request.url.split('?')[0],
-        remote: request.ip,
-        reason: presented === undefined ? 'no bearer key' : 'wrong key',
-      },
+      { id: request.id, method: request.method, path: request.url.split('?')[0], remote: request.ip, reason },
       'admin request refused',
     );
-    done(new GatewayError('unauthorized', undefined, { headers: challenge }));
+    refuse(request, reason, new GatewayError('unauthorized', undefined, { headers: challenge }), done);
   };
 }
+
+/** Why the authorisation stage refused a request. */
+export type RefusalReason = 'admin disabled' | 'no bearer key' | 'wrong key';
 
 /** The token of `Bearer <token>` (the scheme is case-insensitive, RFC 9110 §11.1), else undefined. */
 export function bearerToken(header: string | undefined): string | undefined {

@@ -1,8 +1,10 @@
+import { Server as HttpsServer } from 'node:https';
 import { type AddressInfo, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { bindLocalTargets, ConfigError, hasLocalTargets } from '../config/load.js';
+import { bindLocalTargets, ConfigError, hasLocalTargets, readTlsFiles } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { type AdminApiOptions, registerAdminApi } from '../control/admin-api.js';
+import { AuditLog } from '../control/audit-log.js';
 import { DeploymentMonitors } from '../routing/monitors.js';
 import { RetryBudget } from '../routing/retry-budget.js';
 import type { ModelStore } from '../runner/store/index.js';
@@ -13,6 +15,7 @@ import { RequestLog } from '../telemetry/request-log.js';
 import { createRequestObserver } from '../telemetry/request-observer.js';
 import { buildGateway, type GatewayContext } from './server.js';
 import { compileSnapshot } from './snapshot.js';
+import { type CertificateWatcher, describeCertificate, watchCertificates } from './tls.js';
 
 /** How to start the local runner, for configs with `local` targets; the CLI knows its own path. */
 export interface RunnerLauncher {
@@ -34,7 +37,7 @@ export interface GatewayOptions {
 }
 
 export interface RunningGateway {
-  /** http://host:port the gateway listens on. */
+  /** http://host:port the gateway listens on; https:// with `server.tls`. */
   readonly url: string;
   readonly app: FastifyInstance;
   readonly store: Store;
@@ -63,6 +66,8 @@ export async function startGateway(
   logger: Logger,
   options: GatewayOptions = {},
 ): Promise<RunningGateway> {
+  // Read again, not trusted from config load: the files may have changed since.
+  const tls = config.server.tls === undefined ? undefined : readTlsFiles(config.server.tls);
   let runner: Supervisor | undefined;
   let runnerUrl: string | undefined;
   if (hasLocalTargets(config)) {
@@ -97,7 +102,7 @@ export async function startGateway(
     observe: createRequestObserver(logger, requestLog),
     logger,
   };
-  const app = buildGateway(context);
+  const app = buildGateway(context, tls);
   // The control plane's admin API shares the listener, in its own encapsulated plugin.
   registerAdminApi(app, {
     key: config.admin.key,
@@ -110,6 +115,8 @@ export async function startGateway(
       deployments: () => context.snapshot.table.deployments,
       reload: options.loadConfig === undefined ? undefined : () => reload(),
     },
+    // Every admin action and refused admin call, hash-chained in the gateway's store.
+    audit: new AuditLog(store.db),
     logger,
   });
   try {
@@ -123,6 +130,11 @@ export async function startGateway(
   }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let certificates: CertificateWatcher | undefined;
+  if (tls !== undefined && config.server.tls !== undefined && app.server instanceof HttpsServer) {
+    certificates = watchCertificates(app.server, config.server.tls, tls, logger);
+    logger.info({ cert: config.server.tls.cert, ...describeCertificate(tls.cert) }, 'serving HTTPS');
+  }
 
   let reloading = Promise.resolve({ models: config.models.length });
   const reload = () => {
@@ -168,6 +180,7 @@ export async function startGateway(
   const close = () => {
     closing ??= (async () => {
       context.draining = true;
+      certificates?.close();
       // Keep-alive connections go idle as their last answer finishes; Node closes only those
       // idle when close() is called, so sweep the rest as they free up.
       const idleSweep = setInterval(() => app.server.closeIdleConnections(), idleSweepInterval);
@@ -193,7 +206,8 @@ export async function startGateway(
     return closing;
   };
 
-  return { url: `http://${host}:${address.port}`, app, store, requestLog, runner, reload, close };
+  const scheme = tls === undefined ? 'http' : 'https';
+  return { url: `${scheme}://${host}:${address.port}`, app, store, requestLog, runner, reload, close };
 }
 
 /** Loaded on demand: the store's code costs the gateway memory only once the admin API uses it. */

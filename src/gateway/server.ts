@@ -49,10 +49,15 @@ const requestReceiveTimeout = 60_000;
  * The data plane's HTTP server. Stages run in Fastify's declared hook order: onRequest (clock,
  * request id, drain check) → JSON parse (raw bytes kept) → route (validate → resolve → proxy).
  * Every failure, wherever raised, is rendered once by the error handler in OpenAI's envelope.
+ * With `tls` (the PEM contents of `server.tls`) it serves HTTPS, over HTTP/1.1 as plain HTTP does.
  */
-export function buildGateway(context: GatewayContext): FastifyInstance {
+export function buildGateway(
+  context: GatewayContext,
+  tls?: { readonly cert: Buffer; readonly key: Buffer },
+): FastifyInstance {
   const { config } = context.snapshot;
   const app = Fastify({
+    ...(tls === undefined ? {} : { https: { cert: tls.cert, key: tls.key } }),
     logger: false,
     bodyLimit: config.server.bodyLimit,
     keepAliveTimeout: config.server.keepAliveTimeout,

@@ -3,6 +3,30 @@ import type { Generated } from 'kysely';
 /** Table types as Kysely sees them; each migration that changes a table changes its type here. */
 export interface Database {
   request_log: RequestLogTable;
+  audit_log: AuditLogTable;
+}
+
+/** One admin action or authentication failure; see control/audit-log.ts for the hash chain. */
+export interface AuditLogTable {
+  /** 1, 2, 3…: assigned by the writer, and covered by the hash. */
+  seq: number;
+  /** Milliseconds since the epoch. */
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  /** JSON, secrets removed. */
+  before: string | null;
+  /** JSON, secrets removed. */
+  after: string | null;
+  /** The client's address. */
+  source: string | null;
+  request_id: string | null;
+  outcome: 'ok' | 'denied' | 'failed';
+  /** The previous row's hash; 64 zeros for the first row. */
+  prev_hash: string;
+  /** sha256 hex of prev_hash, a newline and the row's canonical JSON. */
+  hash: string;
 }
 
 export interface RequestLogTable {

@@ -139,6 +139,11 @@ describe('every /admin route is authorised', () => {
     },
     // This gateway runs no runner, so authorised it gets 503; test/e2e/admin-api.test.ts sees 200.
     { name: 'GET /admin/ps', method: 'GET', path: '/admin/ps', status: 503 },
+    { name: 'GET /admin/deployments', method: 'GET', path: '/admin/deployments', status: 200 },
+    // Started from YAML text, not a file: there is nothing to reload.
+    { name: 'POST /admin/config/reload', method: 'POST', path: '/admin/config/reload', status: 409 },
+    { name: 'GET /admin/audit', method: 'GET', path: '/admin/audit', status: 200 },
+    { name: 'GET /admin/audit/verify', method: 'GET', path: '/admin/audit/verify', status: 200 },
   ];
 
   describe.each(routes)('$name', (route) => {
@@ -408,5 +413,25 @@ describe('logs', () => {
     ).toBe(true);
     expect(open.logs.some((line) => line.msg === 'admin: model removed')).toBe(true);
     expect(open.logs.some((line) => line.msg === 'admin: model imported')).toBe(true);
+  });
+});
+
+describe('the audit log of a running gateway', () => {
+  it('records admin actions and refused calls in an intact hash chain, with no key in it', async () => {
+    await importing({ path: modelFile, name: 'audited/model:v1' });
+    await send({ method: 'GET', path: '/admin/models' }, { key: wrongKey });
+    const listed = await send({ method: 'GET', path: '/admin/audit?limit=1000' });
+    expect(listed.status).toBe(200);
+    const entries = listed.body.data as { action: string; target: string | null; outcome: string }[];
+    expect(entries).toContainEqual(
+      expect.objectContaining({ action: 'model.import', target: 'audited/model:v1', outcome: 'ok' }),
+    );
+    expect(entries).toContainEqual(
+      expect.objectContaining({ action: 'auth.failure', target: '/admin/models', outcome: 'denied' }),
+    );
+    expect(listed.text).not.toContain(adminKey);
+    expect(listed.text).not.toContain(wrongKey);
+    const verified = await send({ method: 'GET', path: '/admin/audit/verify' });
+    expect(verified.body).toMatchObject({ ok: true });
   });
 });

@@ -3,6 +3,7 @@ import { formatModelName } from '../../runner/store/model-name.js';
 import type { AdminContext } from '../admin-api.js';
 import { AdminBody } from '../admin-fields.js';
 import { storeFailure } from '../store-errors.js';
+import { auditedManifest } from './admin-models.js';
 
 /**
  * POST /admin/models/import `{ path, name, sha256? }`: `switchyard models import` over HTTP, for
@@ -23,6 +24,12 @@ export function registerAdminImportRoute(app: FastifyInstance, context: AdminCon
         { id: request.id, model: formatModelName(manifest), digest: manifest.digest },
         'admin: model imported',
       );
+      await context.audit(request, {
+        action: 'model.import',
+        target: formatModelName(manifest),
+        after: auditedManifest(manifest),
+        outcome: 'ok',
+      });
       void reply.code(201);
       return manifest;
     } catch (error) {
@@ -31,6 +38,12 @@ export function registerAdminImportRoute(app: FastifyInstance, context: AdminCon
         { id: request.id, code: failure.code, message: failure.message },
         'admin: import failed',
       );
+      await context.audit(request, {
+        action: 'model.import',
+        target: name,
+        after: { path, error: failure.code },
+        outcome: 'failed',
+      });
       throw failure;
     }
   });

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError } from '../../errors/index.js';
+import type { ModelManifest } from '../../runner/store/index.js';
 import { formatModelName, parseModelName } from '../../runner/store/model-name.js';
 import type { AdminContext } from '../admin-api.js';
 import { storeFailure } from '../store-errors.js';
@@ -44,11 +45,30 @@ export function registerAdminModelRoutes(app: FastifyInstance, context: AdminCon
         { id: request.id, model: name, digest: manifest.digest, blob_removed: blobRemoved },
         'admin: model removed',
       );
+      await context.audit(request, {
+        action: 'model.delete',
+        target: name,
+        before: auditedManifest(manifest),
+        after: { blob_removed: blobRemoved },
+        outcome: 'ok',
+      });
       return { deleted: name, digest: manifest.digest, blob_removed: blobRemoved };
     } catch (error) {
-      throw notFoundOr(error, name);
+      const failure = notFoundOr(error, name);
+      await context.audit(request, {
+        action: 'model.delete',
+        target: name,
+        after: { error: failure.code },
+        outcome: 'failed',
+      });
+      throw failure;
     }
   });
+}
+
+/** What the audit log keeps of a manifest: enough to tell which file it was and where it came from. */
+export function auditedManifest(manifest: ModelManifest): Record<string, unknown> {
+  return { digest: manifest.digest, size: manifest.size, source: manifest.source };
 }
 
 /** The path's model name as `name:tag`, validated; a 400 naming "name" if it cannot be one. */

@@ -9,6 +9,7 @@ import { parsePullRef } from '../../runner/store/pull-ref.js';
 import type { AdminContext } from '../admin-api.js';
 import { AdminBody } from '../admin-fields.js';
 import { storeFailure } from '../store-errors.js';
+import { auditedManifest } from './admin-models.js';
 
 const refHint = 'hf:<org>/<repo>/<file>.gguf, an http(s) URL, or an absolute path on the server';
 
@@ -43,10 +44,10 @@ export function registerAdminPullRoute(app: FastifyInstance, context: AdminConte
     const started = (onProgress?: (progress: PullProgress) => void) =>
       store.pull(pull.ref, pull.name, { sha256: pull.sha256, signal: context.shutdown, onProgress });
     if (pull.stream) {
-      await streamPull(request, reply, context, started);
+      await streamPull(request, reply, context, pull, started);
       return;
     }
-    const { manifest } = await logged(request, context, started());
+    const { manifest } = await logged(request, context, pull, started());
     void reply.code(201);
     return manifest;
   });
@@ -84,10 +85,14 @@ function parsePullRequest(body: unknown): PullRequest {
   return { ref, name, sha256, stream };
 }
 
-/** Logs the outcome of a pull whether or not anyone is still listening, and maps its failure. */
+/**
+ * Logs the outcome of a pull, and records it in the audit log, whether or not anyone is still
+ * listening, and maps its failure.
+ */
 async function logged(
   request: FastifyRequest,
   context: AdminContext,
+  pull: PullRequest,
   pulling: Promise<PullResult>,
 ): Promise<PullResult> {
   try {
@@ -101,6 +106,12 @@ async function logged(
       },
       'admin: model pulled',
     );
+    await context.audit(request, {
+      action: 'model.pull',
+      target: formatModelName(result.manifest),
+      after: { ...auditedManifest(result.manifest), outcome: result.outcome },
+      outcome: 'ok',
+    });
     return result;
   } catch (error) {
     const failure = storeFailure(error, { ref: 'ref', file: 'ref' });
@@ -108,6 +119,12 @@ async function logged(
       { id: request.id, code: failure.code, message: failure.message },
       'admin: pull failed',
     );
+    await context.audit(request, {
+      action: 'model.pull',
+      target: pull.name ?? pull.ref,
+      after: { ref: pull.ref, error: failure.code },
+      outcome: 'failed',
+    });
     throw failure;
   }
 }
@@ -116,6 +133,7 @@ async function streamPull(
   request: FastifyRequest,
   reply: FastifyReply,
   context: AdminContext,
+  pull: PullRequest,
   started: (onProgress: (progress: PullProgress) => void) => Promise<PullResult>,
 ): Promise<void> {
   reply.hijack();
@@ -135,6 +153,7 @@ async function streamPull(
     const { manifest, outcome } = await logged(
       request,
       context,
+      pull,
       started((progress) =>
         line({
           status: progress.phase,

@@ -32,18 +32,38 @@ export function registerAdminRoutingRoutes(app: FastifyInstance, context: AdminC
     return { object: 'list', data: deployments };
   });
 
-  app.post('/config/reload', async () => {
+  app.post('/config/reload', async (request) => {
     const { reload } = context.routing;
     if (reload === undefined) throw new GatewayError('reload_unavailable');
+    // Model names only: the config itself holds upstream keys, which never go in the audit log.
+    const before = { models: modelNames(context) };
     try {
-      return { reloaded: true, ...(await reload()) };
+      const result = await reload();
+      await context.audit(request, {
+        action: 'config.reload',
+        before,
+        after: { models: modelNames(context) },
+        outcome: 'ok',
+      });
+      return { reloaded: true, ...result };
     } catch (error) {
-      if (error instanceof ConfigError) {
-        throw new GatewayError('invalid_config', error.message, { cause: error });
-      }
-      throw error;
+      const failure =
+        error instanceof ConfigError
+          ? new GatewayError('invalid_config', error.message, { cause: error })
+          : error;
+      await context.audit(request, {
+        action: 'config.reload',
+        before,
+        after: { error: failure instanceof GatewayError ? failure.code : 'internal_error' },
+        outcome: 'failed',
+      });
+      throw failure;
     }
   });
+}
+
+function modelNames(context: AdminContext): string[] {
+  return [...new Set([...context.routing.deployments()].map((deployment) => deployment.model.name))];
 }
 
 function rounded(value: number | undefined): number | null {

@@ -46,6 +46,28 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0003-audit-log': {
+    // Admin actions and admin authentication failures, hash-chained (control/audit-log.ts). Rows
+    // are only ever inserted; `seq` is assigned by the writer, not the database, because it is part
+    // of what each row's hash covers.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('seq', 'integer', (column) => column.primaryKey())
+        .addColumn('at', 'bigint', (column) => column.notNull())
+        .addColumn('actor', 'text', (column) => column.notNull())
+        .addColumn('action', 'text', (column) => column.notNull())
+        .addColumn('target', 'text')
+        .addColumn('before', 'text')
+        .addColumn('after', 'text')
+        .addColumn('source', 'text')
+        .addColumn('request_id', 'text')
+        .addColumn('outcome', 'text', (column) => column.notNull())
+        .addColumn('prev_hash', 'text', (column) => column.notNull())
+        .addColumn('hash', 'text', (column) => column.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
