@@ -123,13 +123,14 @@ export class Attempt {
       this.#tail = served.tail;
       route = routeTo(deployment, served.tail);
     }
-    this.#checkRunner(route);
     const total = route.target.config.timeouts.total;
     this.deadline =
       this.request.startedAt + (this.#totalLimit === undefined ? total : Math.min(total, this.#totalLimit));
     try {
+      this.#checkRunner(route);
       this.#send(route);
     } catch (error) {
+      // Nothing was sent: give the deployment back, or its in-flight count would never fall.
       route.deployment.settle('neutral', 0);
       throw error;
     }
