@@ -2,13 +2,13 @@ import { describe, expect, test } from 'vitest';
 import { GatewayError } from '../../errors/index.js';
 import type { ChatCompletionChunk } from '../../spec/openai-chat.js';
 import type { TranslationContext } from '../adapter.js';
+import { jsonAnswerTool } from '../translation-parts.js';
 import {
   AnthropicStreamDecoder,
   anthropicCompletion,
   canonicalUsage,
   finishReason,
 } from './anthropic-openai-response.js';
-import { jsonAnswerTool } from './openai-anthropic-request.js';
 
 const context: TranslationContext = {
   id: 'chatcmpl-1',

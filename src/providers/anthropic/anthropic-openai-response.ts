@@ -11,8 +11,8 @@ import type {
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
 import { assistantCompletion, parseJsonObject, unreadableAnswer } from '../json-answer.js';
 import { parseSseEvent, SseSplitter } from '../sse.js';
+import { jsonAnswerTool, usageWithCache } from '../translation-parts.js';
 import { anthropicStreamFailure } from './anthropic-errors.js';
-import { jsonAnswerTool } from './openai-anthropic-request.js';
 
 /*
  * Choices shared by the whole answer and the stream:
@@ -79,19 +79,12 @@ export function finishReason(stopReason: string | null | undefined, calledTools:
  */
 export function canonicalUsage(usage: Partial<AnthropicUsage> | null | undefined): ChatUsage | undefined {
   if (usage === null || typeof usage !== 'object') return undefined;
-  const cacheRead = count(usage.cache_read_input_tokens);
-  const prompt = count(usage.input_tokens) + cacheRead + count(usage.cache_creation_input_tokens);
-  const completion = count(usage.output_tokens);
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completion,
-    total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: cacheRead },
-  };
-}
-
-function count(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+  return usageWithCache({
+    input: usage.input_tokens,
+    cacheRead: usage.cache_read_input_tokens,
+    cacheWrite: usage.cache_creation_input_tokens,
+    output: usage.output_tokens,
+  });
 }
 
 /** Where a content block's deltas go: a canonical tool call (by its index), or the JSON answer. */

@@ -4,13 +4,13 @@ import type { TargetConfig } from '../../config/types.js';
 import { GatewayError } from '../../errors/index.js';
 import type { AnthropicRequest } from '../../spec/anthropic.js';
 import type { ChatRequest, FunctionTool } from '../../spec/openai-chat.js';
+import { jsonAnswerTool } from '../translation-parts.js';
 import { anthropicAdapter } from './index.js';
 import {
   anthropicHeaders,
   anthropicRequest,
   anthropicUnsupportedParams,
   defaultMaxTokens,
-  jsonAnswerTool,
 } from './openai-anthropic-request.js';
 
 function config(overrides: Partial<TargetConfig> = {}): TargetConfig {

@@ -22,6 +22,7 @@ import {
   type TextPart,
 } from '../../spec/openai-chat.js';
 import type { UnsupportedParam } from '../adapter.js';
+import { functionOfTool, jsonAnswerTool } from '../translation-parts.js';
 
 /**
  * max_tokens when neither the client nor the target's `default_max_tokens` gives one. Anthropic
@@ -29,15 +30,6 @@ import type { UnsupportedParam } from '../adapter.js';
  * least that much output) without reserving a long answer's budget for every short question.
  */
 export const defaultMaxTokens = 4096;
-
-/**
- * The tool that carries JSON mode. Anthropic's stable Messages API has no response_format, so
- * its documented way to get JSON is a tool whose input_schema is the wanted schema, forced with
- * tool_choice; the tool_use it answers with is the JSON. The response decoders know the tool by
- * this name alone (they never see the request), so it is reserved: a client tool may not use it.
- * https://docs.anthropic.com/en/docs/build-with-claude/tool-use#json-mode
- */
-export const jsonAnswerTool = 'switchyard_json_answer';
 
 /** Content-Type, the configured headers, the key as x-api-key, and anthropic-version. */
 export function anthropicHeaders(config: TargetConfig): string[] {
@@ -363,21 +355,7 @@ function translateTools(request: ChatRequest): Pick<AnthropicRequest, 'tools' | 
 }
 
 function translateTool(tool: FunctionTool, index: number): AnthropicTool {
-  if (tool.type !== 'function') {
-    throw new GatewayError(
-      'unsupported_param',
-      `Tools of type "${String(tool.type)}" cannot be sent to Anthropic; only function tools translate.`,
-      { param: `tools[${index}]` },
-    );
-  }
-  const { name, description, parameters } = tool.function;
-  if (name === jsonAnswerTool) {
-    throw new GatewayError(
-      'invalid_field',
-      `The tool name "${jsonAnswerTool}" is reserved by Switchyard for JSON mode on Anthropic; rename the tool.`,
-      { param: `tools[${index}].function.name` },
-    );
-  }
+  const { name, description, parameters } = functionOfTool(tool, index, 'Anthropic');
   // `strict` is left behind: the stable API has no strict schema adherence. The schema still
   // steers the model, and the arguments it writes are JSON an application validates anyway.
   return {
@@ -387,6 +365,13 @@ function translateTool(tool: FunctionTool, index: number): AnthropicTool {
   };
 }
 
+/**
+ * The tool that carries JSON mode (`jsonAnswerTool`). Anthropic's stable Messages API has no
+ * response_format, so its documented way to get JSON is a tool whose input_schema is the wanted
+ * schema, forced with tool_choice; the tool_use it answers with is the JSON. The response
+ * decoders know the tool by its name alone (they never see the request), so it is reserved.
+ * https://docs.anthropic.com/en/docs/build-with-claude/tool-use#json-mode
+ */
 function jsonAnswer(format: ResponseFormat | undefined): AnthropicTool | undefined {
   if (format?.type === 'json_schema') {
     const { name, description, schema } = format.json_schema;

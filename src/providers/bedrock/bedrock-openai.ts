@@ -10,9 +10,9 @@ import type {
 } from '../../spec/openai-chat.js';
 import type { ChatStreamDecoder, TranslationContext } from '../adapter.js';
 import { assistantCompletion, parseJsonObject, unreadableAnswer } from '../json-answer.js';
+import { jsonAnswerTool, usageWithCache } from '../translation-parts.js';
 import type { BedrockResponse, BedrockUsage } from './bedrock-wire.js';
 import { EventStreamError, type EventStreamMessage, EventStreamSplitter } from './event-stream.js';
-import { jsonAnswerTool } from './openai-bedrock.js';
 
 /*
  * Bedrock's Converse → canonical: answers, streams and errors, the response direction of the
@@ -83,19 +83,12 @@ export function finishReason(stopReason: string | null | undefined, calledTools:
  */
 export function canonicalUsage(usage: BedrockUsage | null | undefined): ChatUsage | undefined {
   if (usage === null || typeof usage !== 'object') return undefined;
-  const cacheRead = count(usage.cacheReadInputTokens);
-  const prompt = count(usage.inputTokens) + cacheRead + count(usage.cacheWriteInputTokens);
-  const completion = count(usage.outputTokens);
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completion,
-    total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: cacheRead },
-  };
-}
-
-function count(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+  return usageWithCache({
+    input: usage.inputTokens,
+    cacheRead: usage.cacheReadInputTokens,
+    cacheWrite: usage.cacheWriteInputTokens,
+    output: usage.outputTokens,
+  });
 }
 
 /** Where a content block's deltas go: a canonical tool call (by its index), or the JSON answer. */

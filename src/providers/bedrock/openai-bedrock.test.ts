@@ -3,14 +3,9 @@ import { targetConfig } from '../../../test/support/target-config.js';
 import type { TargetConfig } from '../../config/types.js';
 import { GatewayError } from '../../errors/index.js';
 import type { ChatRequest, FunctionTool } from '../../spec/openai-chat.js';
+import { jsonAnswerTool } from '../translation-parts.js';
 import type { BedrockRequest } from './bedrock-wire.js';
-import {
-  bedrockHeaders,
-  bedrockPath,
-  bedrockRequest,
-  bedrockUnsupportedParams,
-  jsonAnswerTool,
-} from './openai-bedrock.js';
+import { bedrockHeaders, bedrockPath, bedrockRequest, bedrockUnsupportedParams } from './openai-bedrock.js';
 
 function config(overrides: Partial<TargetConfig> = {}): TargetConfig {
   return targetConfig({

@@ -11,6 +11,7 @@ import {
   requestedMaxTokens,
 } from '../../spec/openai-chat.js';
 import type { UnsupportedParam } from '../adapter.js';
+import { functionOfTool, jsonAnswerTool } from '../translation-parts.js';
 import type {
   BedrockContentBlock,
   BedrockImageFormat,
@@ -26,17 +27,6 @@ import { uriEncode } from './sigv4.js';
  * Canonical (OpenAI chat completions) → Bedrock's Converse API: the request direction of the
  * `bedrock` adapter. https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
  */
-
-/**
- * The tool that carries JSON mode. Converse has no response format that every model honours, so
- * JSON comes the way Bedrock's tool-use guide shows: a tool whose input schema is the wanted
- * schema, forced with toolChoice; the toolUse the model answers with is the JSON. The response
- * decoders know the tool by this name alone, so a client tool may not take it.
- * Forcing a tool ({ tool } or { any }) works on the models that take toolChoice (Anthropic Claude
- * 3 and later, Amazon Nova, Mistral Large); on others Bedrock answers 400, which the client sees.
- * https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use.html
- */
-export const jsonAnswerTool = 'switchyard_json_answer';
 
 /**
  * Content-Type, the configured headers, and a Bedrock API key as a bearer token. Requests signed
@@ -365,21 +355,7 @@ function translateTools(request: ChatRequest): BedrockRequest['toolConfig'] {
 }
 
 function translateTool(tool: FunctionTool, index: number): BedrockTool {
-  if (tool.type !== 'function') {
-    throw new GatewayError(
-      'unsupported_param',
-      `Tools of type "${String(tool.type)}" cannot be sent to ${bedrock}; only function tools translate.`,
-      { param: `tools[${index}]` },
-    );
-  }
-  const { name, description, parameters } = tool.function;
-  if (name === jsonAnswerTool) {
-    throw new GatewayError(
-      'invalid_field',
-      `The tool name "${jsonAnswerTool}" is reserved by Switchyard for JSON mode on Bedrock; rename the tool.`,
-      { param: `tools[${index}].function.name` },
-    );
-  }
+  const { name, description, parameters } = functionOfTool(tool, index, bedrock);
   // `strict` has no counterpart: the schema steers the model, and applications validate anyway.
   return {
     toolSpec: {
@@ -391,6 +367,14 @@ function translateTool(tool: FunctionTool, index: number): BedrockTool {
   };
 }
 
+/**
+ * The tool that carries JSON mode (`jsonAnswerTool`). Converse has no response format that every
+ * model honours, so JSON comes the way Bedrock's tool-use guide shows: a tool whose input schema
+ * is the wanted schema, forced with toolChoice; the toolUse the model answers with is the JSON.
+ * Forcing a tool ({ tool } or { any }) works on the models that take toolChoice (Anthropic Claude
+ * 3 and later, Amazon Nova, Mistral Large); on others Bedrock answers 400, which the client sees.
+ * https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use.html
+ */
 function jsonAnswer(format: ResponseFormat | undefined): BedrockTool | undefined {
   if (format?.type === 'json_schema') {
     const { name, description, schema } = format.json_schema;

@@ -11,6 +11,7 @@ import {
 } from '../../spec/openai-chat.js';
 import type { EmbeddingsRequest } from '../../spec/openai-embeddings.js';
 import type { UnsupportedParam } from '../adapter.js';
+import { callArgumentsObject } from '../translation-parts.js';
 import type {
   GeminiContent,
   GeminiEmbeddingsRequest,
@@ -184,7 +185,7 @@ function translateMessages(messages: readonly ChatMessage[]): GeminiContent[] {
           const part: GeminiPart = {
             functionCall: {
               name: call.function.name,
-              args: callArguments(call.function.arguments, position, index),
+              args: callArgumentsObject(call.function.arguments, position, index, 'Gemini'),
             },
           };
           // The signature belongs on the first function call of a step (parallel calls share it).
@@ -317,22 +318,6 @@ function parseDataUrl(url: string): { mimeType: string; data: string } | undefin
   } catch {
     return undefined;
   }
-}
-
-/** OpenAI carries arguments as a JSON text, Gemini as an object. */
-function callArguments(text: string, position: number, index: number): Record<string, unknown> {
-  if (text.trim() === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    value = undefined;
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    const param = `messages[${position}].tool_calls[${index}].function.arguments`;
-    throw new GatewayError('invalid_field', `${param} must be a JSON object text for Gemini.`, { param });
-  }
-  return value as Record<string, unknown>;
 }
 
 /** A JSON object result is passed as itself; anything else is wrapped, as Gemini wants an object. */

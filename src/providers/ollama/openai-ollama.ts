@@ -10,6 +10,7 @@ import {
 } from '../../spec/openai-chat.js';
 import type { EmbeddingsRequest } from '../../spec/openai-embeddings.js';
 import type { PreparedAdapterTarget, UnsupportedParam, UpstreamCall } from '../adapter.js';
+import { callArgumentsObject } from '../translation-parts.js';
 import type {
   OllamaChatRequest,
   OllamaEmbedRequest,
@@ -164,7 +165,7 @@ function ollamaMessages(messages: readonly ChatMessage[]): OllamaMessage[] {
               id: call.id,
               function: {
                 name: call.function.name,
-                arguments: parseArguments(call.function.arguments, messageIndex, callIndex),
+                arguments: callArgumentsObject(call.function.arguments, messageIndex, callIndex, 'Ollama'),
               },
             };
           });
@@ -205,24 +206,6 @@ function withParts(message: OllamaMessage, content: string | readonly ContentPar
   }
   if (images.length > 0) message.images = images;
   return message;
-}
-
-/** OpenAI carries arguments as JSON text; Ollama wants the object. "" means no arguments. */
-function parseArguments(text: string, messageIndex: number, callIndex: number): Record<string, unknown> {
-  if (text.trim() === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    value = undefined;
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw invalidField(
-      `messages[${messageIndex}].tool_calls[${callIndex}].function.arguments`,
-      'a JSON object, which Ollama needs to replay the call',
-    );
-  }
-  return value as Record<string, unknown>;
 }
 
 function ollamaFormat(request: ChatRequest): OllamaChatRequest['format'] {
