@@ -44,14 +44,8 @@ export function callArgumentsObject(
   callIndex: number,
   vendor: string,
 ): Record<string, unknown> {
-  if (text.trim() === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    value = undefined;
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  const value = argumentsObject(text);
+  if (value === undefined) {
     const param = `messages[${messageIndex}].tool_calls[${callIndex}].function.arguments`;
     throw new GatewayError(
       'invalid_field',
@@ -59,7 +53,24 @@ export function callArgumentsObject(
       { param },
     );
   }
-  return value as Record<string, unknown>;
+  return value;
+}
+
+/**
+ * Tool-call arguments (JSON text) as an object: {} for no text at all, as a tool that takes no
+ * arguments may be called with none; undefined when the text is not a JSON object.
+ */
+export function argumentsObject(text: string): Record<string, unknown> | undefined {
+  if (text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
 }
 
 /**

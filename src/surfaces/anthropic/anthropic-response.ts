@@ -1,4 +1,5 @@
 import { GatewayError } from '../../errors/index.js';
+import { argumentsObject } from '../../providers/translation-parts.js';
 import type {
   AnthropicResponse,
   AnthropicResponseBlock,
@@ -128,20 +129,13 @@ export function canonicalToAnthropic(completion: ChatCompletion, requestModel: s
 
 function toolInput(call: ToolCall): Record<string, unknown> {
   const text = call.function.arguments;
-  // A tool that takes no arguments may come back with none at all.
-  if (text.trim() === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    value = undefined;
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  const value = argumentsObject(text);
+  if (value === undefined) {
     const excerpt = text.length > 200 ? `${text.slice(0, 200)}…` : text;
     throw new GatewayError(
       'upstream_bad_response',
       `The model called tool "${call.function.name}" with arguments that are not a JSON object (${excerpt}). Retry the request.`,
     );
   }
-  return value as Record<string, unknown>;
+  return value;
 }
