@@ -7,6 +7,7 @@ import { LlamaEngine } from '../runner/engine/index.js';
 import { buildRunnerServer, type RunnerModel } from '../runner/server/index.js';
 import { StoreModelCatalog } from '../runner/store-model-catalog.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
+import { negativeValues } from './arguments.js';
 import { openModelStore } from './models.js';
 import {
   claimRunnerState,
@@ -29,7 +30,7 @@ import {
  */
 export async function runnerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
-    args,
+    args: negativeValues(args, ['keep-alive']),
     options: {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '4100' },

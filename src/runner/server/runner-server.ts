@@ -318,16 +318,25 @@ function abortOnDisconnect(reply: FastifyReply): AbortSignal {
   return disconnect.signal;
 }
 
-/** Loads a model, then generates one token so its first request finds everything warm. */
+/**
+ * Loads a model, then evaluates a prompt of a few dozen tokens and generates a few, so its first
+ * request finds everything warm. One token is not enough: it comes from the prompt's evaluation,
+ * so the one-token decode step never ran, and on a GPU its kernels load lazily (and CUDA graphs
+ * are captured) on first use. On an H100 a preloaded first request's time to first token went
+ * from 3.4× a warm one's to 2.4× with this warm-up (BENCHMARKS.md, "Local runner on a GPU").
+ */
 async function warm(engine: RunnerEngine, name: string, model: RunnerModel): Promise<void> {
   await engine.load(name, model);
   await engine.chat({
     model: name,
     settings: model,
-    messages: [{ role: 'user', content: 'Hello' }],
-    maxTokens: 1,
+    messages: [{ role: 'user', content: warmUpPrompt }],
+    maxTokens: 4,
   });
 }
+
+const warmUpPrompt =
+  'Say hello, then tell me in a few words what you can do: answer questions, write, summarise, translate, or explain code.';
 
 function toEngineRequest(chat: ChatRequest, model: RunnerModel, signal: AbortSignal): EngineChatRequest {
   return {
