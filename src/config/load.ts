@@ -324,6 +324,34 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
       minPerSecond: raw.routing?.retry_budget?.min_per_second ?? 10,
     },
     admin: { key: adminKey },
+    auth: {
+      mode: raw.auth?.mode ?? 'keys',
+      oidc:
+        raw.auth?.oidc === undefined
+          ? undefined
+          : {
+              issuer: raw.auth.oidc.issuer,
+              audience: raw.auth.oidc.audience,
+              jwksUrl: raw.auth.oidc.jwks_url,
+              clockSkewMs: raw.auth.oidc.clock_skew ?? 60_000,
+              roleClaim: raw.auth.oidc.role_claim ?? 'role',
+              teamClaim: raw.auth.oidc.team_claim ?? 'team',
+            },
+    },
+    limits: { global: raw.limits?.global, models: raw.limits?.models ?? {} },
+    pricing: Object.fromEntries(
+      Object.entries(raw.pricing ?? {}).map(([name, price]) => [
+        name,
+        { input: price.input, output: price.output, cachedInput: price.cached_input },
+      ]),
+    ),
+    capture: {
+      enabled: raw.capture?.enabled ?? false,
+      keyId: raw.capture?.key_id ?? 'k1',
+      keyEnv: raw.capture?.key_env ?? 'SWITCHYARD_CAPTURE_KEY',
+      keyFile: raw.capture?.key_file === undefined ? undefined : resolve(raw.capture.key_file),
+      retention: raw.capture?.retention ?? 30 * 86_400_000,
+    },
     source,
   });
 }

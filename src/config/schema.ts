@@ -341,8 +341,65 @@ const routing = z.strictObject({
     .optional(),
 });
 
+/** Requests and tokens per minute. */
+const rateLimit = z.strictObject({
+  rpm: z.number().int().positive().optional(),
+  tpm: z.number().int().positive().optional(),
+});
+
+/**
+ * Who may call: `keys` (the default) requires a virtual key on every data-plane request as soon
+ * as one exists; `open` serves anyone, for local development, and says so at start. `oidc` lets
+ * the admin API accept single-sign-on bearer tokens.
+ */
+const auth = z.strictObject({
+  mode: z.enum(['keys', 'open']).optional(),
+  oidc: z
+    .strictObject({
+      issuer: z.string().min(1),
+      audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      jwks_url: httpUrl,
+      clock_skew: duration.refine((value) => value <= 300_000, { message: 'must be at most 5m' }).optional(),
+      role_claim: z.string().min(1).optional(),
+      team_claim: z.string().min(1).optional(),
+    })
+    .optional(),
+});
+
+/** Limits that are not a key's or a team's (those live in the store): gateway-wide and per model. */
+const limits = z.strictObject({
+  global: rateLimit.optional(),
+  models: z.record(z.string().min(1), rateLimit).optional(),
+});
+
+/** US dollars per million tokens; overrides the built-in price of a model with the same name. */
+const price = z.strictObject({
+  input: z.number().min(0),
+  output: z.number().min(0),
+  cached_input: z.number().min(0).optional(),
+});
+
+/**
+ * Prompt and response capture: off unless enabled, and then encrypted at rest (AES-256-GCM) with
+ * the key in `key_env` (default SWITCHYARD_CAPTURE_KEY) or `key_file`, and purged after `retention`.
+ */
+const capture = z.strictObject({
+  enabled: z.boolean().optional(),
+  key_id: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'must be 1 to 64 letters, digits, ".", "_" or "-"' })
+    .optional(),
+  key_env: z.string().min(1).optional(),
+  key_file: z.string().min(1).optional(),
+  retention: duration.optional(),
+});
+
 export const configSchema = z.strictObject({
   admin: admin.optional(),
+  auth: auth.optional(),
+  limits: limits.optional(),
+  pricing: z.record(z.string().min(1), price).optional(),
+  capture: capture.optional(),
   routing: routing.optional(),
   runner: runner.optional(),
   server: z

@@ -208,6 +208,30 @@ export interface GatewayConfig {
     /** Retries per second always allowed, so a quiet gateway can still retry. */
     readonly minPerSecond: number;
   };
+  readonly auth: {
+    /** 'keys': a virtual key is required once any exists; 'open': no data-plane auth (warned at start). */
+    readonly mode: 'keys' | 'open';
+    readonly oidc: OidcSettings | undefined;
+  };
+  /** Gateway-wide and per-model limits; keys' and teams' own are in the store. */
+  readonly limits: {
+    readonly global: RateLimit | undefined;
+    /** By model name as clients send it. */
+    readonly models: Readonly<Record<string, RateLimit>>;
+  };
+  /** Prices by model name, US dollars per million tokens, over the built-in table. */
+  readonly pricing: Readonly<Record<string, ModelPrice>>;
+  readonly capture: {
+    readonly enabled: boolean;
+    /** Stored with each row, so rows written under an older key still find it. */
+    readonly keyId: string;
+    /** The environment variable holding the key (32 bytes, base64 or hex). */
+    readonly keyEnv: string;
+    /** A file holding the key instead; absolute. */
+    readonly keyFile: string | undefined;
+    /** Milliseconds a captured payload is kept. */
+    readonly retention: number;
+  };
   /** The admin API (/admin). */
   readonly admin: {
     /** Secret: never logged, compared in constant time. Undefined closes every /admin route (403). */
@@ -215,4 +239,30 @@ export interface GatewayConfig {
   };
   /** Where the models came from, for the start-up message. */
   readonly source: 'file' | 'environment';
+}
+
+/** Requests and tokens per minute; an absent field is no limit. */
+export interface RateLimit {
+  readonly rpm?: number | undefined;
+  readonly tpm?: number | undefined;
+}
+
+/** US dollars per million tokens. */
+export interface ModelPrice {
+  readonly input: number;
+  readonly output: number;
+  /** Cached prompt tokens; the input price when absent. */
+  readonly cachedInput?: number | undefined;
+}
+
+/** Single sign-on for the admin API: bearer JWTs from this issuer, checked against its JWKS. */
+export interface OidcSettings {
+  readonly issuer: string;
+  readonly audience: string | readonly string[];
+  readonly jwksUrl: string;
+  /** Milliseconds of clock difference tolerated on exp, nbf and iat; at most 5 minutes. */
+  readonly clockSkewMs: number;
+  /** The claim holding the role (a dotted path; a string or an array of strings). */
+  readonly roleClaim: string;
+  readonly teamClaim: string;
 }

@@ -1,16 +1,16 @@
 /** Parsers for the human units config files use: durations ("30s") and sizes ("10mb", "8GiB"). */
 
-const durationUnits: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const durationUnits: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 /**
  * Sizes are binary whichever way they are written: "kb" has always meant 1024 bytes here, and
  * RAM comes in powers of two, so "8gb" and "8GiB" are the same budget.
  */
 const sizeUnits: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
-const durationPattern = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const durationPattern = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const sizePattern = /^(\d+(?:\.\d+)?)\s*(b|([kmgt])i?b)$/i;
 
-/** "250ms", "30s", "5m", "1h", or a number of milliseconds. Returns undefined if unreadable. */
+/** "250ms", "30s", "5m", "1h", "30d", or a number of milliseconds. Returns undefined if unreadable. */
 export function parseDuration(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
   const match = durationPattern.exec(value.trim());
