@@ -310,10 +310,17 @@ describe('switchyard runner', () => {
     const unknown = await runCli(['runner', '--colour']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("Unknown option '--colour'");
-    // "-1" after a space reads as a flag; node's message says to write --keep-alive=-1.
-    const dashed = await runCli(['runner', '--keep-alive', '-1']);
+    const missing = await runCli(['runner', '--port']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("Option '--port <value>' argument missing");
+    expect(missing.stderr).not.toContain('    at ');
+  });
+
+  it('takes "--keep-alive -1" (keep forever, as Ollama writes it) as a value, not as a flag', async () => {
+    // A later bad flag stops the runner before it listens; the keep-alive was read by then.
+    const dashed = await runCli(['runner', '--keep-alive', '-1', '--max-memory', 'lots']);
     expect(dashed.code).toBe(2);
-    expect(dashed.stderr).toContain("'--keep-alive=-XYZ'");
-    expect(dashed.stderr).not.toContain('    at ');
+    expect(dashed.stderr).not.toContain('--keep-alive');
+    expect(dashed.stderr).toContain('--max-memory must be');
   });
 });
