@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import Sqlite from 'libsql';
 import { migrationProvider } from './migrations/index.js';
-import type { Database, RequestLogRow } from './schema.js';
+import type { Database, PayloadCaptureRow, RequestLogRow } from './schema.js';
 import { SqliteWriter } from './sqlite-writer.js';
 
 /**
@@ -16,6 +16,8 @@ export interface Store {
   readonly db: Kysely<Database>;
   /** Appends request-log rows in one transaction. */
   insertRequestLog(rows: readonly RequestLogRow[]): Promise<void>;
+  /** Appends captured (encrypted) payloads in one transaction. */
+  insertPayloadCapture(rows: readonly PayloadCaptureRow[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -41,6 +43,18 @@ const requestLogColumns = [
   'shadow',
 ] as const satisfies readonly (keyof RequestLogRow)[];
 
+const payloadCaptureColumns = [
+  'request_id',
+  'captured_at',
+  'key_id',
+  'request_iv',
+  'request_tag',
+  'request_ct',
+  'response_iv',
+  'response_tag',
+  'response_ct',
+] as const satisfies readonly (keyof PayloadCaptureRow)[];
+
 /**
  * Opens the embedded SQLite store and brings its schema up to date. libsql is the driver: SQLite
  * with better-sqlite3's API and prebuilt binaries on the npm registry, so installing needs no
@@ -63,6 +77,9 @@ export async function openStore(path: string): Promise<Store> {
     db,
     insertRequestLog(rows) {
       return writer.insert('request_log', requestLogColumns, rows);
+    },
+    insertPayloadCapture(rows) {
+      return writer.insert('payload_capture', payloadCaptureColumns, rows);
     },
     async close() {
       await writer.close();

@@ -4,6 +4,11 @@ import type { Generated } from 'kysely';
 export interface Database {
   request_log: RequestLogTable;
   audit_log: AuditLogTable;
+  teams: TeamsTable;
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  payload_capture: PayloadCaptureTable;
+  usage_daily: UsageDailyTable;
 }
 
 /** One admin action or authentication failure; see control/audit-log.ts for the hash chain. */
@@ -59,3 +64,94 @@ export interface RequestLogTable {
 
 /** A request-log row as written; `seq` is assigned by the database. */
 export type RequestLogRow = Omit<RequestLogTable, 'seq'>;
+
+/**
+ * One captured exchange, encrypted (telemetry/payload-capture.ts): binary fields are base64. Each
+ * half is AES-256-GCM under `key_id` with the request id and the half's name as associated data.
+ */
+export interface PayloadCaptureTable {
+  seq: Generated<number>;
+  request_id: string;
+  /** Milliseconds since the epoch. */
+  captured_at: number;
+  key_id: string;
+  request_iv: string;
+  request_tag: string;
+  /** The request body as received. */
+  request_ct: string;
+  response_iv: string;
+  response_tag: string;
+  /** The response body as sent; for a stream, its text concatenated. */
+  response_ct: string;
+}
+
+/** A payload-capture row as written; `seq` is assigned by the database. */
+export type PayloadCaptureRow = Omit<PayloadCaptureTable, 'seq'>;
+
+/**
+ * Running totals per UTC day, key, team and model (telemetry/usage-ledger.ts); '' for no key or
+ * no team.
+ */
+export interface UsageDailyTable {
+  /** YYYY-MM-DD, UTC. */
+  day: string;
+  key_id: string;
+  team_id: string;
+  model: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  /** Part of prompt_tokens, read from the provider's cache. */
+  cached_tokens: number;
+  /** US dollars. */
+  cost: number;
+}
+
+/** A team (auth/types.ts Team); JSON columns as written by auth/key-store.ts. */
+export interface TeamsTable {
+  id: string;
+  name: string;
+  /** JSON array of model patterns; [] is every model. */
+  models: string;
+  /** JSON `{ rpm?, tpm? }`. */
+  limits: string;
+  /** JSON `{ amount, period, soft? }`, or null for none. */
+  budget: string | null;
+  /** JSON object of strings. */
+  metadata: string;
+  /** Milliseconds since the epoch. */
+  created_at: number;
+}
+
+/** A person on the admin API (auth/types.ts User). */
+export interface UsersTable {
+  id: string;
+  name: string;
+  role: string;
+  team_id: string | null;
+  created_at: number;
+}
+
+/** A virtual API key (auth/types.ts ApiKey): never the key, only its sha256 and display prefix. */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  prefix: string;
+  /** sha256 of the key, lowercase hex. */
+  hash: string;
+  team_id: string | null;
+  user_id: string | null;
+  models: string;
+  limits: string;
+  budget: string | null;
+  priority: string;
+  metadata: string;
+  /** JSON array of strings. */
+  tags: string;
+  created_at: number;
+  expires_at: number | null;
+  /** In the future while a rotated key's grace period runs. */
+  revoked_at: number | null;
+  /** The key this one replaced, when made by a rotation. */
+  rotated_from: string | null;
+}

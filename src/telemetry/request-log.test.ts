@@ -72,6 +72,7 @@ describe('RequestLog', () => {
         }
         return real.insertRequestLog(rows);
       },
+      insertPayloadCapture: (rows) => real.insertPayloadCapture(rows),
       close: () => real.close(),
     };
     const log = new RequestLog(flaky, { flushInterval: 60_000, batchSize: 1000 }, silent);

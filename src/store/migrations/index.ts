@@ -68,6 +68,108 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004-keys-teams-users': {
+    // Virtual API keys, their teams and the admin API's users (auth/key-store.ts). A key is kept
+    // only as its sha256 and a display prefix. Lists, limits, budgets and metadata are JSON text:
+    // they are read whole when the key table is compiled, never queried into. A rotated key's old
+    // half gets a revoked_at in the future: the end of its grace period.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('teams')
+        .addColumn('id', 'text', (column) => column.primaryKey())
+        .addColumn('name', 'text', (column) => column.notNull().unique())
+        .addColumn('models', 'text', (column) => column.notNull())
+        .addColumn('limits', 'text', (column) => column.notNull())
+        .addColumn('budget', 'text')
+        .addColumn('metadata', 'text', (column) => column.notNull())
+        .addColumn('created_at', 'bigint', (column) => column.notNull())
+        .execute();
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (column) => column.primaryKey())
+        .addColumn('name', 'text', (column) => column.notNull().unique())
+        .addColumn('role', 'text', (column) => column.notNull())
+        .addColumn('team_id', 'text')
+        .addColumn('created_at', 'bigint', (column) => column.notNull())
+        .execute();
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (column) => column.primaryKey())
+        .addColumn('name', 'text', (column) => column.notNull())
+        .addColumn('prefix', 'text', (column) => column.notNull())
+        .addColumn('hash', 'text', (column) => column.notNull().unique())
+        .addColumn('team_id', 'text')
+        .addColumn('user_id', 'text')
+        .addColumn('models', 'text', (column) => column.notNull())
+        .addColumn('limits', 'text', (column) => column.notNull())
+        .addColumn('budget', 'text')
+        .addColumn('priority', 'text', (column) => column.notNull())
+        .addColumn('metadata', 'text', (column) => column.notNull())
+        .addColumn('tags', 'text', (column) => column.notNull())
+        .addColumn('created_at', 'bigint', (column) => column.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('rotated_from', 'text')
+        .execute();
+      await db.schema.createIndex('api_keys_team_id').on('api_keys').column('team_id').execute();
+    },
+  },
+  '0006-payload-capture': {
+    // Captured prompts and responses (telemetry/payload-capture.ts), encrypted with AES-256-GCM:
+    // each half has its own IV and tag (one IV under one key must never encrypt twice), stored
+    // as base64 text so rows cross to the writer thread as JSON and read the same on Postgres.
+    // `request_id` is indexed, unlike request_log's id: showing a capture is this table's purpose,
+    // and an index is small beside the payloads each row carries. `captured_at` serves the purge.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('payload_capture')
+        .addColumn('seq', 'integer', (column) => column.primaryKey())
+        .addColumn('request_id', 'text', (column) => column.notNull())
+        .addColumn('captured_at', 'bigint', (column) => column.notNull())
+        .addColumn('key_id', 'text', (column) => column.notNull())
+        .addColumn('request_iv', 'text', (column) => column.notNull())
+        .addColumn('request_tag', 'text', (column) => column.notNull())
+        .addColumn('request_ct', 'text', (column) => column.notNull())
+        .addColumn('response_iv', 'text', (column) => column.notNull())
+        .addColumn('response_tag', 'text', (column) => column.notNull())
+        .addColumn('response_ct', 'text', (column) => column.notNull())
+        .execute();
+      await db.schema
+        .createIndex('payload_capture_captured_at')
+        .on('payload_capture')
+        .column('captured_at')
+        .execute();
+      await db.schema
+        .createIndex('payload_capture_request_id')
+        .on('payload_capture')
+        .column('request_id')
+        .execute();
+    },
+  },
+  '0005-usage': {
+    // Spend and tokens per UTC day, key, team and model (telemetry/usage-ledger.ts): the usage API
+    // reads it, and budgets rebuild their current periods from it at start. Upserted in batches,
+    // so a row is a running total. '' stands for no key or no team: a NULL would never conflict
+    // in the unique key, and each upsert would add a row. The key starts with `day`, which
+    // serves every query's date range.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('usage_daily')
+        .addColumn('day', 'text', (column) => column.notNull())
+        .addColumn('key_id', 'text', (column) => column.notNull().defaultTo(''))
+        .addColumn('team_id', 'text', (column) => column.notNull().defaultTo(''))
+        .addColumn('model', 'text', (column) => column.notNull())
+        .addColumn('requests', 'bigint', (column) => column.notNull().defaultTo(0))
+        .addColumn('prompt_tokens', 'bigint', (column) => column.notNull().defaultTo(0))
+        .addColumn('completion_tokens', 'bigint', (column) => column.notNull().defaultTo(0))
+        .addColumn('cached_tokens', 'bigint', (column) => column.notNull().defaultTo(0))
+        // Dollars. Double precision: Postgres's `real` keeps only about 7 digits, too few for sums
+        // of fractions of a cent (SQLite's REAL is a double either way).
+        .addColumn('cost', 'double precision', (column) => column.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('usage_daily_pk', ['day', 'key_id', 'team_id', 'model'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
