@@ -9,6 +9,7 @@ const openAITypes = [
   'permission_error',
   'not_found_error',
   'rate_limit_error',
+  'insufficient_quota',
   'server_error',
   'timeout_error',
 ];
@@ -16,8 +17,8 @@ const openAITypes = [
 describe('the error catalogue', () => {
   // Adding or removing a code must be a deliberate change: update this count, the docs and
   // any client-facing list of codes together.
-  test('holds exactly 40 codes', () => {
-    expect(codes).toHaveLength(40);
+  test('holds exactly 46 codes', () => {
+    expect(codes).toHaveLength(46);
   });
 
   test.each(codes)(

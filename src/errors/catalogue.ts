@@ -18,6 +18,7 @@ export type OpenAIErrorType =
   | 'permission_error'
   | 'not_found_error'
   | 'rate_limit_error'
+  | 'insufficient_quota'
   | 'server_error'
   | 'timeout_error';
 
@@ -218,6 +219,45 @@ export const errorCatalogue = {
     type: 'authentication_error',
     retryable: false,
     message: 'Missing or invalid admin key. Send the configured key as Authorization: Bearer <key>.',
+  },
+  forbidden: {
+    status: 403,
+    type: 'permission_error',
+    retryable: false,
+    message: 'Your role does not allow this request.',
+  },
+  // The data plane's keys, limits and budgets (src/auth).
+  invalid_api_key: {
+    status: 401,
+    type: 'authentication_error',
+    retryable: false,
+    message:
+      'Missing or invalid API key. Send a Switchyard key as Authorization: Bearer <key> (or x-api-key: <key>); an admin creates one with `switchyard keys create`.',
+  },
+  model_not_allowed: {
+    status: 403,
+    type: 'permission_error',
+    retryable: false,
+    message: 'This API key may not use this model.',
+  },
+  rate_limit_exceeded: {
+    status: 429,
+    type: 'rate_limit_error',
+    retryable: true,
+    message: 'Rate limit reached. Retry after the time in Retry-After.',
+  },
+  budget_exceeded: {
+    status: 429,
+    type: 'insufficient_quota',
+    retryable: false,
+    message: 'The budget for this key or its team is spent for the current period.',
+  },
+  not_found: {
+    status: 404,
+    type: 'not_found_error',
+    retryable: false,
+    message:
+      'No admin object (key, team or user) has that id. List them with GET /admin/keys, /admin/teams or /admin/users.',
   },
   invalid_config: {
     status: 422,
