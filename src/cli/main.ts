@@ -31,6 +31,16 @@ Usage:
       The runner's loaded models: memory, processor, slots in use, idle time, when they unload.
   switchyard audit verify [--store PATH | --config FILE]
       Check the audit log's hash chain; exits 1 naming the first edited, deleted or moved entry.
+  switchyard keys create|ls|show|update|revoke|rotate, teams create|ls|rm, users create|ls|rm
+      Virtual API keys, teams and users, through a running gateway's admin API (--url,
+      SWITCHYARD_ADMIN_KEY); \`switchyard keys\` explains each.
+  switchyard usage [--by key|team|model|day] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--daily] [--json]
+                   [--url URL] [--admin-key KEY]
+      Requests, tokens and cost from a running gateway (SWITCHYARD_URL, SWITCHYARD_ADMIN_KEY).
+  switchyard capture show <request-id> [--store PATH | --config FILE] [--key-id ID]
+      Decrypt and print a captured request and response (key from SWITCHYARD_CAPTURE_KEY).
+  switchyard capture purge [--older-than 30d] [--store PATH | --config FILE]
+      Delete captured payloads older than the retention.
   switchyard --version
 `;
 
@@ -54,6 +64,16 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./ps.js')).psCommand(rest);
     case 'audit':
       return (await import('./audit.js')).auditCommand(rest);
+    case 'keys':
+      return (await import('./keys.js')).keysCommand(rest);
+    case 'teams':
+      return (await import('./keys.js')).teamsCommand(rest);
+    case 'users':
+      return (await import('./keys.js')).usersCommand(rest);
+    case 'usage':
+      return (await import('./usage.js')).usageCommand(rest);
+    case 'capture':
+      return (await import('./capture.js')).captureCommand(rest);
     case '--version':
     case '-v':
       process.stdout.write(`${version}\n`);
@@ -111,11 +131,21 @@ async function serve(args: string[]): Promise<number> {
     demo = true;
   }
   const options = { host: values.host, port };
-  const gateway = await startGateway(config, logger, {
-    runner: runnerLauncher(),
-    // Only a file can change under a running gateway; the environment is read once.
-    loadConfig: file === undefined ? undefined : () => loadServeConfig(file, options),
-  });
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(config, logger, {
+      runner: runnerLauncher(),
+      // Only a file can change under a running gateway; the environment is read once.
+      loadConfig: file === undefined ? undefined : () => loadServeConfig(file, options),
+    });
+  } catch (error) {
+    // What the environment must supply at start (a capture key) is reported as the config is.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`switchyard: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
   logger.info(
     { url: gateway.url, models: config.models.map((model) => model.name), config: file ?? 'environment' },
     'switchyard listening',

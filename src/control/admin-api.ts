@@ -1,16 +1,22 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TokenVerifier } from '../auth/jwt.js';
+import type { KeyStore } from '../auth/key-store.js';
+import type { User } from '../auth/types.js';
 import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
 import type { Deployment } from '../routing/deployment.js';
 import type { ModelStore } from '../runner/store/index.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { UsageLedger } from '../telemetry/usage-ledger.js';
 import { adminAuthorisation } from './admin-auth.js';
 import type { AuditLog, AuditRecord } from './audit-log.js';
 import { registerAdminAuditRoutes } from './routes/admin-audit.js';
 import { registerAdminImportRoute } from './routes/admin-import.js';
+import { registerAdminKeyRoutes } from './routes/admin-keys.js';
 import { registerAdminModelRoutes } from './routes/admin-models.js';
 import { registerAdminPsRoute } from './routes/admin-ps.js';
 import { registerAdminPullRoute } from './routes/admin-pull.js';
 import { registerAdminRoutingRoutes } from './routes/admin-routing.js';
+import { registerAdminUsageRoutes } from './routes/admin-usage.js';
 
 /** The supervised local runner, as the admin API sees it. */
 export interface AdminRunner {
@@ -20,8 +26,12 @@ export interface AdminRunner {
 }
 
 export interface AdminApiOptions {
-  /** The admin key; undefined closes every /admin route (403). Never logged. */
+  /** The admin key; with no `verifier` either, every /admin route is closed (403). Never logged. */
   readonly key: string | undefined;
+  /** Accepts single-sign-on bearer tokens (auth.oidc), roles from their claims or `user`. */
+  readonly verifier?: TokenVerifier | undefined;
+  /** A user record by name, whose role and team override a token's claims. */
+  readonly user?: ((name: string) => Promise<User | undefined>) | undefined;
   /**
    * Opens the model store, on the first request that needs it: a gateway whose admin API is
    * never used never loads the store's code.
@@ -36,6 +46,14 @@ export interface AdminApiOptions {
    * GET /admin/audit does not exist.
    */
   readonly audit?: AuditLog | undefined;
+  /**
+   * Virtual keys, teams and users (/admin/keys, /admin/teams, /admin/users); absent: no such
+   * routes. `changed` is called after each successful change, so the data plane can recompile
+   * its key table from the store.
+   */
+  readonly keys?: { readonly store: KeyStore; readonly changed: () => void | Promise<void> } | undefined;
+  /** Usage and cost per key, team, model and day (GET /admin/usage); absent: no such route. */
+  readonly usage?: UsageLedger | undefined;
 }
 
 /** The data plane's routing, as the admin API sees it. */
@@ -95,22 +113,29 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
     routing: options.routing,
     logger: options.logger,
     shutdown: shutdown.signal,
-    audit: (request, record) => recordAudit(options, request, { ...record, actor: 'admin' }),
+    audit: (request, record) =>
+      recordAudit(options, request, { ...record, actor: request.adminPrincipal?.actor ?? 'admin' }),
   };
 
   void app.register(
     async (admin) => {
+      admin.decorateRequest('adminPrincipal', undefined);
       admin.addHook(
         'onRequest',
-        adminAuthorisation(options.key, options.logger, (request, reason) =>
-          recordAudit(options, request, {
-            actor: 'anonymous',
-            action: 'auth.failure',
-            target: request.url.split('?')[0],
-            after: { method: request.method, reason },
-            outcome: 'denied',
-          }),
-        ),
+        adminAuthorisation({
+          key: options.key,
+          verifier: options.verifier,
+          user: options.user,
+          logger: options.logger,
+          refused: (request, reason, detail, actor) =>
+            recordAudit(options, request, {
+              actor: actor ?? 'anonymous',
+              action: 'auth.failure',
+              target: request.url.split('?')[0],
+              after: { method: request.method, reason, ...(detail === undefined ? {} : { detail }) },
+              outcome: 'denied',
+            }),
+        }),
       );
       // Clients often send Content-Type: application/json on every call, GET and DELETE too, with
       // no body; here that is no body, where the data plane's parser answers 400.
@@ -156,6 +181,13 @@ export function registerAdminApi(app: FastifyInstance, options: AdminApiOptions)
       registerAdminPsRoute(admin, context);
       registerAdminRoutingRoutes(admin, context);
       if (options.audit) registerAdminAuditRoutes(admin, options.audit);
+      if (options.keys) registerAdminKeyRoutes(admin, context, options.keys);
+      if (options.usage) {
+        const keys = options.keys?.store;
+        registerAdminUsageRoutes(admin, options.usage, Date.now, async (ref) =>
+          keys === undefined ? undefined : (await keys.getTeam(ref).catch(() => undefined))?.id,
+        );
+      }
     },
     { prefix: '/admin' },
   );

@@ -17,7 +17,7 @@ function serverWith(configured: string | undefined) {
     },
   });
   const app = Fastify();
-  app.addHook('onRequest', adminAuthorisation(configured, createLogger('info', sink)));
+  app.addHook('onRequest', adminAuthorisation({ key: configured, logger: createLogger('info', sink) }));
   app.setErrorHandler((error, _request, reply) => {
     const failure = fromFrameworkError(error);
     void reply
@@ -25,12 +25,12 @@ function serverWith(configured: string | undefined) {
       .headers(failure.headers ?? {})
       .send(renderOpenAIError(failure));
   });
-  app.get('/admin/thing', async () => ({ ok: true }));
+  app.get('/admin/models', async () => ({ ok: true }));
   return { app, lines };
 }
 
 const get = (app: ReturnType<typeof Fastify>, authorization?: string) =>
-  app.inject({ method: 'GET', url: '/admin/thing', headers: authorization ? { authorization } : {} });
+  app.inject({ method: 'GET', url: '/admin/models', headers: authorization ? { authorization } : {} });
 
 describe('the admin authorisation stage', () => {
   test('with no key configured, refuses everything with 403 saying how to enable it', async () => {
@@ -85,7 +85,7 @@ describe('the admin authorisation stage', () => {
     await get(app, `Bearer ${key}`);
     const logged = lines.map((line) => JSON.parse(line));
     expect(logged.map((line) => line.reason)).toEqual(['no bearer key', 'wrong key']);
-    expect(logged[0]).toMatchObject({ method: 'GET', path: '/admin/thing', msg: 'admin request refused' });
+    expect(logged[0]).toMatchObject({ method: 'GET', path: '/admin/models', msg: 'admin request refused' });
     expect(lines.join('')).not.toContain(key);
   });
 });
