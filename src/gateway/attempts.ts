@@ -139,7 +139,11 @@ export class Attempt {
   }
 
   #request(): RoutingRequest {
-    this.#routing ??= new RoutingRequest(this.request.body as Record<string, unknown>, this.request.headers);
+    this.#routing ??= new RoutingRequest(
+      this.request.body as Record<string, unknown>,
+      this.request.headers,
+      this.request.grant?.caller,
+    );
     return this.#routing;
   }
 
@@ -346,7 +350,17 @@ export class Attempt {
   /** Answers with an error when no exchange is left to do it (a scheduled attempt that could not start). */
   #answer(error: GatewayError, route: Route): void {
     this.hijack();
-    writeErrorResponse(this.response, this.surface, error, this.request.id, this.request.startedAt, 0);
+    writeErrorResponse(
+      this.response,
+      this.surface,
+      error,
+      this.request.id,
+      this.request.startedAt,
+      0,
+      undefined,
+      undefined,
+      this.request.grant?.headers,
+    );
     this.#record(error.status, error, route);
   }
 
@@ -366,6 +380,9 @@ export class Attempt {
     record.duration_ms = round(performance.now() - this.request.startedAt);
     record.error_code = error?.code ?? null;
     this.context.observe(record);
+    // Ended without an exchange to settle it: nothing was used.
+    if (this.request.grant !== undefined)
+      this.context.access.settle(this.request.grant, undefined, undefined);
   }
 }
 

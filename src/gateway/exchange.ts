@@ -68,6 +68,8 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
   protected usage: ChatUsage | undefined;
   protected headSent = false;
   protected serverTimingValue = '';
+  /** What the client received, kept only while payload capture is on. */
+  protected captured: string[] | undefined;
   #settled = false;
 
   constructor(call: ExchangeCall, streaming: boolean) {
@@ -90,6 +92,7 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
       Math.max(1, call.attempt.deadline - this.upstreamStart),
     );
     call.response.once('close', this.onClientClose);
+    if (call.attempt.context.capture !== undefined) this.captured = [];
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -191,6 +194,7 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
       performance.now() - this.upstreamStart,
       this.call.route,
       this.call.attempt.count,
+      this.call.attempt.request.grant?.headers,
     );
   }
 
@@ -206,6 +210,8 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
       'x-switchyard-attempts': this.call.attempt.count,
     };
     if (deployment.version !== undefined) headers['x-switchyard-version'] = deployment.version;
+    const limits = this.call.attempt.request.grant?.headers;
+    if (limits !== undefined) Object.assign(headers, limits);
     this.call.response.writeHead(200, headers);
   }
 
@@ -221,12 +227,21 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
       'x-switchyard-attempts': this.call.attempt.count,
     };
     if (deployment.version !== undefined) headers['x-switchyard-version'] = deployment.version;
+    const limits = this.call.attempt.request.grant?.headers;
+    if (limits !== undefined) Object.assign(headers, limits);
     this.call.response.writeHead(status, headers);
+  }
+
+  /** Ends a whole answer with `body` (its head written), keeping a copy while capture is on. */
+  protected endAnswer(body: Buffer | string): void {
+    this.captured?.push(typeof body === 'string' ? body : body.toString('utf8'));
+    this.call.response.end(body);
   }
 
   /** Writes stream text, pausing the upstream while the client's socket is full. */
   protected writeStream(text: string): void {
     if (!this.headSent) this.writeStreamHead();
+    this.captured?.push(text);
     if (!this.call.response.write(text)) {
       this.controller?.pause();
       this.call.response.once('drain', this.onDrain);
@@ -252,6 +267,37 @@ export abstract class Exchange implements Dispatcher.DispatchHandler {
     }
     if (error) record.error_code = error.code;
     this.call.observe(record);
+    this.#account(status, usage);
+  }
+
+  /**
+   * Settles the request's grant with what it used (its reservation back when it failed), charges
+   * its cost, and captures its payloads when capture is on.
+   */
+  #account(status: number, usage: ChatUsage | undefined): void {
+    const { attempt, route } = this.call;
+    const { context, request } = attempt;
+    // A failed request used no tokens; one the client left mid-answer used what the estimate says.
+    const served =
+      status < 400 || status === clientClosedStatus
+        ? {
+            upstreamModel: route.upstreamModel,
+            local: route.target.config.kind === 'local',
+            price: route.deployment.price,
+          }
+        : undefined;
+    const grant = request.grant;
+    if (grant !== undefined) context.access.settle(grant, usage, served);
+    else if (served !== undefined) context.access.account(this.call.model, usage, served);
+    if (this.captured !== undefined && context.capture !== undefined) {
+      context.capture.capture(
+        this.call.requestId,
+        request.rawBody ?? Buffer.alloc(0),
+        Buffer.from(this.captured.join(''), 'utf8'),
+        Date.now(),
+      );
+      this.captured = undefined;
+    }
   }
 
   /** Tells the deployment how the attempt went, once: for its breaker and latency average. */
@@ -349,6 +395,7 @@ export function writeErrorResponse(
   upstreamTime: number,
   route?: Route,
   attempts?: number,
+  extra?: OutgoingHttpHeaders,
 ): void {
   if (response.headersSent || response.destroyed) return;
   const { status, body } = surface.errorResponse(error);
@@ -365,6 +412,7 @@ export function writeErrorResponse(
     if (route.deployment.version !== undefined) headers['x-switchyard-version'] = route.deployment.version;
   }
   if (attempts !== undefined) headers['x-switchyard-attempts'] = attempts;
+  if (extra !== undefined) Object.assign(headers, extra);
   response.writeHead(status, headers);
   response.end(body);
 }

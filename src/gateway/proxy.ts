@@ -103,7 +103,7 @@ class PassthroughExchange extends Exchange {
       return;
     }
     this.writeAnswerHead(status, this.contentType ?? 'application/json', answer.length);
-    response.end(answer);
+    this.endAnswer(answer);
     this.finish(status, undefined);
   }
 

@@ -1,6 +1,11 @@
 import { Server as HttpsServer } from 'node:https';
 import { type AddressInfo, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { AccessControl } from '../auth/access.js';
+import { SpendTracker } from '../auth/budgets.js';
+import { OidcVerifier } from '../auth/jwt.js';
+import { KeyStore } from '../auth/key-store.js';
+import { MemoryState } from '../auth/shared-state.js';
 import { bindLocalTargets, ConfigError, hasLocalTargets, readTlsFiles } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import { type AdminApiOptions, registerAdminApi } from '../control/admin-api.js';
@@ -11,8 +16,12 @@ import type { ModelStore } from '../runner/store/index.js';
 import { Supervisor } from '../runner/supervisor.js';
 import { openStore, type Store } from '../store/database.js';
 import type { Logger } from '../telemetry/logger.js';
+import { PayloadCapture } from '../telemetry/payload-capture.js';
+import { captureKeyRing, type KeyRing, PayloadCryptoError } from '../telemetry/payload-crypto.js';
+import { PriceTable } from '../telemetry/pricing.js';
 import { RequestLog } from '../telemetry/request-log.js';
 import { createRequestObserver } from '../telemetry/request-observer.js';
+import { UsageLedger } from '../telemetry/usage-ledger.js';
 import { buildGateway, type GatewayContext } from './server.js';
 import { compileSnapshot } from './snapshot.js';
 import { type CertificateWatcher, describeCertificate, watchCertificates } from './tls.js';
@@ -34,6 +43,11 @@ export interface GatewayOptions {
   readonly loadConfig?: () => Promise<GatewayConfig>;
   /** In [0, 1): load balancing and jitter; seeded in tests. */
   readonly random?: () => number;
+  /**
+   * Milliseconds since the epoch, as keys, rate limits and budgets read the time (default
+   * Date.now); tests hold it still to count a burst against a per-minute limit exactly.
+   */
+  readonly now?: () => number;
 }
 
 export interface RunningGateway {
@@ -68,6 +82,8 @@ export async function startGateway(
 ): Promise<RunningGateway> {
   // Read again, not trusted from config load: the files may have changed since.
   const tls = config.server.tls === undefined ? undefined : readTlsFiles(config.server.tls);
+  // Before anything starts: a capture key missing from the environment stops the start cleanly.
+  captureRing(config);
   let runner: Supervisor | undefined;
   let runnerUrl: string | undefined;
   if (hasLocalTargets(config)) {
@@ -91,6 +107,7 @@ export async function startGateway(
     ? new RequestLog(store, config.store.requestLog, logger)
     : undefined;
   const random = options.random ?? Math.random;
+  const access = await openAccess(config, store, logger, options.now ?? Date.now);
   const snapshot = compileSnapshot(config, { random });
   let monitors = new DeploymentMonitors(snapshot.table.deployments, logger);
   const context: GatewayContext = {
@@ -100,6 +117,8 @@ export async function startGateway(
     random,
     runnerReady: () => runner === undefined || runner.state === 'ready',
     observe: createRequestObserver(logger, requestLog),
+    access: access.control,
+    capture: access.capture,
     logger,
   };
   const app = buildGateway(context, tls);
@@ -117,6 +136,10 @@ export async function startGateway(
     },
     // Every admin action and refused admin call, hash-chained in the gateway's store.
     audit: new AuditLog(store.db),
+    keys: { store: access.keys, changed: () => access.refreshKeys() },
+    usage: access.ledger,
+    verifier: access.verifier,
+    user: (name) => access.keys.findUser(name),
     logger,
   });
   try {
@@ -124,6 +147,7 @@ export async function startGateway(
   } catch (error) {
     monitors.stop();
     await snapshot.pools.destroy();
+    await access.close();
     await store.close();
     await runner?.stop();
     throw error;
@@ -169,6 +193,14 @@ export async function startGateway(
         if (JSON.stringify(previous.config.retryBudget) !== JSON.stringify(next.retryBudget)) {
           context.retryBudget = new RetryBudget(next.retryBudget);
         }
+        access.control.configure({
+          auth: next.auth,
+          limits: next.limits,
+          prices: new PriceTable(next.pricing),
+        });
+        if (JSON.stringify(previous.config.capture) !== JSON.stringify(next.capture)) {
+          logger.warn('capture settings changed; they take effect at the next start');
+        }
         void previous.pools.closeUnshared(compiled.pools);
         logger.info({ models: next.models.map((model) => model.name) }, 'config reloaded');
         return { models: next.models.length };
@@ -201,6 +233,7 @@ export async function startGateway(
       await context.snapshot.pools.destroy();
       await runner?.stop();
       await requestLog?.close();
+      await access.close();
       await store.close();
     })();
     return closing;
@@ -224,4 +257,100 @@ async function freeLoopbackPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** The capture key ring from the environment, or undefined with capture off; a missing key is a config error. */
+function captureRing(config: GatewayConfig): KeyRing | undefined {
+  if (!config.capture.enabled) return undefined;
+  try {
+    return captureKeyRing(config.capture, process.env);
+  } catch (error) {
+    if (!(error instanceof PayloadCryptoError)) throw error;
+    throw new ConfigError([{ path: 'capture', message: error.message }]);
+  }
+}
+
+/** How often the key table is compiled again from the store: the backstop for changes made elsewhere. */
+const keyRefreshInterval = 10_000;
+
+/**
+ * The auth side of the gateway: the key table (compiled from the store, and again after each
+ * admin change and every few seconds), limits on in-memory shared state, spend loaded back from
+ * the usage ledger so budgets survive a restart, payload capture when enabled, and the OIDC
+ * verifier for the admin API.
+ */
+async function openAccess(config: GatewayConfig, store: Store, logger: Logger, now: () => number) {
+  const keys = new KeyStore(store.db);
+  const ledger = new UsageLedger(store.db, { flushInterval: 1_000, batchSize: 500 }, logger);
+  // One shared state for buckets and spend: in memory now, one swap to Redis at scale-out.
+  const state = new MemoryState();
+  const spend = new SpendTracker({ now, state });
+  spend.load(await ledger.spendSince(spend.periodStarts()));
+  const control = new AccessControl({
+    auth: config.auth,
+    limits: config.limits,
+    prices: new PriceTable(config.pricing),
+    state,
+    spend,
+    ledger,
+    logger,
+    now,
+  });
+  const compile = () =>
+    Promise.all([
+      keys.table(),
+      // The table leaves out keys revoked long ago; any row at all still means keys are required.
+      store.db.selectFrom('api_keys').select('id').limit(1).executeTakeFirst(),
+    ]).then(
+      ([table, anyKey]) => control.setKeys(table, anyKey !== undefined),
+      (error: unknown) => logger.error({ err: error }, 'key table not refreshed'),
+    );
+  // One compile at a time; a change that arrives during one gets a compile of its own after it,
+  // so no committed change waits for the next timer.
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const refreshKeys = (): Promise<void> => {
+    if (running === undefined) {
+      running = compile().finally(() => {
+        running = undefined;
+      });
+      return running;
+    }
+    queued ??= running.then(() => {
+      queued = undefined;
+      return refreshKeys();
+    });
+    return queued;
+  };
+  await refreshKeys();
+  const refresher = setInterval(refreshKeys, keyRefreshInterval);
+  refresher.unref();
+  if (config.auth.mode === 'open') {
+    logger.warn(
+      'auth.mode is open: the data plane serves requests without API keys. Use it for local development only.',
+    );
+  }
+  let capture: PayloadCapture | undefined;
+  if (config.capture.enabled) {
+    capture = new PayloadCapture(
+      store,
+      { ring: captureRing(config)!, retention: config.capture.retention },
+      logger,
+    );
+    capture.start();
+  }
+  const verifier = config.auth.oidc === undefined ? undefined : new OidcVerifier(config.auth.oidc);
+  return {
+    keys,
+    control,
+    ledger,
+    capture,
+    verifier,
+    refreshKeys,
+    async close() {
+      clearInterval(refresher);
+      await capture?.close();
+      await ledger.close();
+    },
+  };
 }

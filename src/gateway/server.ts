@@ -1,8 +1,11 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { AccessControl, Grant } from '../auth/access.js';
+import type { KeyAuthentication } from '../auth/api-keys.js';
 import { fromFrameworkError, GatewayError, renderOpenAIError } from '../errors/index.js';
 import type { RetryBudget } from '../routing/retry-budget.js';
 import { anthropicSurface } from '../surfaces/anthropic/surface.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { PayloadCapture } from '../telemetry/payload-capture.js';
 import type { RequestObserver } from '../telemetry/request-observer.js';
 import { requestIdFor } from './request-id.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -22,6 +25,10 @@ declare module 'fastify' {
     startedAtEpoch: number;
     /** The JSON body's bytes as received, forwarded upstream untouched where possible. */
     rawBody: Buffer | null;
+    /** The virtual key the request came with, and its team; undefined when none is needed. */
+    caller: KeyAuthentication | undefined;
+    /** What admission granted (limits reserved, headers to send); settled when the answer ends. */
+    grant: Grant | undefined;
   }
 }
 
@@ -36,6 +43,10 @@ export interface GatewayContext {
   /** False while a supervised local runner is starting or restarting. */
   readonly runnerReady: () => boolean;
   readonly observe: RequestObserver;
+  /** Keys, limits, budgets and spend (src/auth/access.ts). */
+  readonly access: AccessControl;
+  /** Encrypted prompt and response capture, when `capture.enabled`. */
+  readonly capture: PayloadCapture | undefined;
   readonly logger: Logger;
 }
 
@@ -70,6 +81,8 @@ export function buildGateway(
   app.decorateRequest('startedAt', 0);
   app.decorateRequest('startedAtEpoch', 0);
   app.decorateRequest('rawBody', null);
+  app.decorateRequest('caller', undefined);
+  app.decorateRequest('grant', undefined);
 
   // Callback-style hooks: an async hook costs a promise per request on the hot path.
   app.addHook('onRequest', (request, reply, done) => {
@@ -81,11 +94,27 @@ export function buildGateway(
       done(new GatewayError('shutting_down'));
       return;
     }
+    // The data plane's endpoints need a key once one exists; health and /admin have their own rules.
+    // Judged by the route matched as well as the raw URL: the router decodes the path, so
+    // "/%761/chat/completions" reaches /v1/chat/completions without starting with "/v1/".
+    if (
+      !context.access.open &&
+      (request.url.startsWith('/v1/') || request.routeOptions.url?.startsWith('/v1/') === true)
+    ) {
+      try {
+        request.caller = context.access.authenticate(request.headers);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+    }
     done();
   });
   // Responses the routes write through Fastify (not the proxied ones, which set their own).
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('server-timing', `gateway;dur=${(performance.now() - request.startedAt).toFixed(3)}`);
+    const headers = request.grant?.headers;
+    if (headers !== undefined) reply.headers(headers);
     done(null, payload);
   });
 
@@ -108,6 +137,8 @@ export function buildGateway(
     if (failure.code === 'internal_error') {
       context.logger.error({ err: error, id: request.id, url: request.url }, 'unhandled error');
     }
+    // Refused after admission (no deployment, say): the reservation goes back.
+    if (request.grant !== undefined) context.access.settle(request.grant, undefined, undefined);
     const body = request.body as { model?: unknown } | undefined;
     context.observe({
       id: request.id,

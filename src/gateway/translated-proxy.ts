@@ -170,7 +170,7 @@ class TranslatingExchange extends Exchange {
     }
     this.#emit(chunks);
     if (!this.headSent) this.writeStreamHead();
-    this.call.response.end(this.#encoder!.end());
+    this.endAnswer(this.#encoder!.end());
     this.finish(200, undefined);
   }
 
@@ -214,7 +214,7 @@ class TranslatingExchange extends Exchange {
       return;
     }
     this.writeAnswerHead(200, 'application/json', Buffer.byteLength(body));
-    response.end(body);
+    this.endAnswer(body);
     this.finish(200, undefined);
   }
 }

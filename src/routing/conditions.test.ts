@@ -80,6 +80,20 @@ describe('compileCondition', () => {
     expect(compile({ images: false })(withImage)).toBe(false);
   });
 
+  test("matches the caller's key by name or id and its team by name; a request without a key matches neither", () => {
+    const body = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+    const caller = { keyId: 'key_1', keyName: 'search-bot', team: 'research' };
+    const byKey = compile({ key: ['search-bot', 'key_9'] });
+    const byId = compile({ key: 'key_1' });
+    const byTeam = compile({ team: ['research', 'ops'] });
+    expect(byKey(requestFeatures(body, {}, caller))).toBe(true);
+    expect(byId(requestFeatures(body, {}, caller))).toBe(true);
+    expect(byTeam(requestFeatures(body, {}, caller))).toBe(true);
+    expect(byTeam(requestFeatures(body, {}, { ...caller, team: undefined }))).toBe(false);
+    expect(byKey(requestFeatures(body, {}))).toBe(false);
+    expect(byTeam(requestFeatures(body, {}))).toBe(false);
+  });
+
   test('requires every condition it lists', () => {
     const when = compile({ language: 'de', tools: false, header: { 'x-tenant': 'acme' } });
     expect(when(chat(german, {}, { 'x-tenant': 'acme' }))).toBe(true);
@@ -91,6 +105,7 @@ describe('compileCondition', () => {
     let asked = 0;
     const features: RequestFeatures = {
       header: () => undefined,
+      caller: undefined,
       metadata: undefined,
       promptTokens: () => {
         asked++;
@@ -127,7 +142,7 @@ describe('whenSchema', () => {
 
   test('rejects an empty clause, naming the conditions there are', () => {
     expect(problems({})).toEqual([
-      ': must hold at least one condition: header, metadata, min_prompt_tokens, max_prompt_tokens, language, tools or images',
+      ': must hold at least one condition: header, metadata, key, team, min_prompt_tokens, max_prompt_tokens, language, tools or images',
     ]);
     expect(problems({ header: {} })).toEqual([
       'header: must name at least one header, such as {x-tenant: acme}',

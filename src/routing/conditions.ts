@@ -14,6 +14,8 @@ import type { RequestFeatures } from './request-features.js';
  *     model: gpt-4o
  *   - when: { header: { x-tenant: [acme, globex] } }
  *     model: dedicated-llama
+ *   - when: { team: research }
+ *     model: gpt-4o
  * ```
  */
 
@@ -59,10 +61,14 @@ export const whenSchema = z
     tools: z.boolean().optional(),
     /** Whether the request carries an image. */
     images: z.boolean().optional(),
+    /** The caller's virtual key, by name or id, one of these. */
+    key: oneOrMore.optional(),
+    /** The caller's team, by name, one of these. */
+    team: oneOrMore.optional(),
   })
   .refine((when) => Object.values(when).some((value) => value !== undefined), {
     message:
-      'must hold at least one condition: header, metadata, min_prompt_tokens, max_prompt_tokens, language, tools or images',
+      'must hold at least one condition: header, metadata, key, team, min_prompt_tokens, max_prompt_tokens, language, tools or images',
   })
   .refine(
     (when) =>
@@ -96,6 +102,20 @@ export function compileCondition(when: WhenClause): (features: RequestFeatures) 
   if (when.images !== undefined) {
     const wanted = when.images;
     checks.push((features) => features.hasImages === wanted);
+  }
+  if (when.key !== undefined) {
+    const accepted = valueSet(when.key);
+    checks.push((features) => {
+      const caller = features.caller;
+      return caller !== undefined && (accepted.has(caller.keyName) || accepted.has(caller.keyId));
+    });
+  }
+  if (when.team !== undefined) {
+    const accepted = valueSet(when.team);
+    checks.push((features) => {
+      const team = features.caller?.team;
+      return team !== undefined && accepted.has(team);
+    });
   }
   for (const [name, values] of Object.entries(when.header ?? {})) {
     const lowered = name.toLowerCase();

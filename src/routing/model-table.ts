@@ -8,7 +8,7 @@ import type { BalanceRequest, Balancer } from './balancer.js';
 import { createBalancer } from './balancers.js';
 import { compileCondition } from './conditions.js';
 import { Deployment } from './deployment.js';
-import { type RequestFeatures, requestFeatures } from './request-features.js';
+import { type Caller, type RequestFeatures, requestFeatures } from './request-features.js';
 import { stickyBucket } from './sticky.js';
 
 /** Where one attempt goes: the model entry that matched, the deployment chosen, the upstream's name. */
@@ -26,15 +26,17 @@ export interface Route {
 export class RoutingRequest {
   readonly body: Record<string, unknown>;
   readonly headers: IncomingHttpHeaders;
+  readonly caller: Caller | undefined;
   #features: RequestFeatures | undefined;
 
-  constructor(body: Record<string, unknown>, headers: IncomingHttpHeaders) {
+  constructor(body: Record<string, unknown>, headers: IncomingHttpHeaders, caller?: Caller) {
     this.body = body;
     this.headers = headers;
+    this.caller = caller;
   }
 
   get features(): RequestFeatures {
-    this.#features ??= requestFeatures(this.body, this.headers);
+    this.#features ??= requestFeatures(this.body, this.headers, this.caller);
     return this.#features;
   }
 }

@@ -14,6 +14,8 @@ import { detectLanguage, languageSampleLength } from './language.js';
 export interface RequestFeatures {
   /** A request header by name in any case; repeated headers joined with ", ". */
   header(name: string): string | undefined;
+  /** Who is calling, when the request came with a virtual key; undefined in open mode. */
+  readonly caller: Caller | undefined;
   /** The body's `metadata` object (OpenAI's: string values), if it has one. */
   readonly metadata: Record<string, unknown> | undefined;
   /**
@@ -38,12 +40,20 @@ export interface RequestFeatures {
   promptPrefix(chars: number): string;
 }
 
+/** The caller as routing sees it: the virtual key's name and id, and its team's name. */
+export interface Caller {
+  readonly keyId: string;
+  readonly keyName: string;
+  readonly team: string | undefined;
+}
+
 /** The features of a parsed request body and its headers; nothing is computed until asked. */
 export function requestFeatures(
   body: Record<string, unknown>,
   headers: IncomingHttpHeaders,
+  caller?: Caller,
 ): RequestFeatures {
-  return new BodyFeatures(body, headers);
+  return new BodyFeatures(body, headers, caller);
 }
 
 class BodyFeatures implements RequestFeatures {
@@ -55,10 +65,12 @@ class BodyFeatures implements RequestFeatures {
   #hasImages: boolean | undefined;
   #prefixChars = -1;
   #prefix = '';
+  readonly caller: Caller | undefined;
 
-  constructor(body: Record<string, unknown>, headers: IncomingHttpHeaders) {
+  constructor(body: Record<string, unknown>, headers: IncomingHttpHeaders, caller: Caller | undefined) {
     this.#body = body;
     this.#headers = headers;
+    this.caller = caller;
   }
 
   header(name: string): string | undefined {

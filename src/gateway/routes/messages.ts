@@ -27,6 +27,7 @@ export function registerMessagesRoutes(app: FastifyInstance, context: GatewayCon
     // parse → route → execute, as for OpenAI's endpoints; routing sees the canonical request.
     const canonical = anthropicToCanonical(parseAnthropicRequest(request.body));
     request.body = canonical;
+    request.grant = context.access.admit(request.caller, canonical.model, canonical, 'chat/completions');
     new Attempt(
       context,
       request,
@@ -40,6 +41,8 @@ export function registerMessagesRoutes(app: FastifyInstance, context: GatewayCon
 
   app.post('/v1/messages/count_tokens', { config: { surface: 'anthropic' } }, async (request, reply) => {
     const counted = parseCountTokensRequest(request.body);
+    // Not admitted (counting spends no tokens), but a key still counts only on its own models.
+    context.access.authorizeModel(request.caller, counted.model);
     const route = resolveRoute(counted.model, context);
     try {
       return await countTokens(route, counted, request.id, reply);

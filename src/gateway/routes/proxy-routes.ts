@@ -23,6 +23,7 @@ export function registerProxyRoutes(app: FastifyInstance, context: GatewayContex
     app.post(endpointPath, (request, reply) => {
       // parse → route → execute; the exchanges write the answer and report it themselves.
       const body = validateRequestBody(endpoint, request.body);
+      request.grant = context.access.admit(request.caller, body.model, body, endpoint);
       new Attempt(context, request, reply, openAISurface, launcher, endpointPath, body.model).start();
     });
   }
