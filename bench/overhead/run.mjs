@@ -9,7 +9,8 @@
 //   BENCH_WARMUP           seconds of warm-up per target before measuring (default 2)
 //   BENCH_STREAM_REQUESTS  streaming requests per target (default 2000, after 200 of warm-up)
 //   BENCH_TARGETS          comma list, subset of direct,nginx,node-floor,switchyard,switchyard-rewrite,
-//                          switchyard-routed,switchyard-to-anthropic,switchyard-from-anthropic
+//                          switchyard-routed,switchyard-keyed,switchyard-to-anthropic,
+//                          switchyard-from-anthropic
 //                          (default: all)
 //   BENCH_NO_WRITE=1       print the results but leave BENCHMARKS.md alone
 //   BENCH_PROFILE=1        afterwards, run Switchyard once more under --cpu-prof for a 16-connection
@@ -121,6 +122,11 @@ const targets = {
     label: 'switchyard (routed: 2 deployments, latency strategy)',
     surface: 'openai',
     switchyard: { upstream: 'openai-compatible', alias: false, routed: true },
+  },
+  'switchyard-keyed': {
+    label: 'switchyard (virtual key, rate limit, budget)',
+    surface: 'openai',
+    switchyard: { upstream: 'openai-compatible', alias: false, keyed: true },
   },
   'switchyard-to-anthropic': {
     label: 'switchyard (OpenAI in, Anthropic out)',
@@ -396,7 +402,11 @@ async function startNodeFloor(temporary, mockUrl) {
   return { handle, url, model: upstreamModel };
 }
 
-async function startSwitchyard(temporary, mockUrl, { name, upstream, alias, routed, nodeOptions = [] }) {
+async function startSwitchyard(
+  temporary,
+  mockUrl,
+  { name, upstream, alias, routed, keyed, nodeOptions = [] },
+) {
   const directory = path.join(temporary, name);
   mkdirSync(directory, { recursive: true });
   const port = await freePort();
@@ -416,7 +426,7 @@ log:
   level: warn  # request lines are at info; warn keeps the benchmark quiet
 store:
   path: ${directory}/bench.db
-models:
+${keyed ? `admin:\n  key: ${benchAdminKey}\npricing:\n  ${upstreamModel}: { input: 2.5, output: 10 }\n` : ''}models:
   - name: ${model}${routed ? '\n    strategy: latency' : ''}
     targets:
       ${deployments}
@@ -445,8 +455,25 @@ models:
   });
   const url = `http://127.0.0.1:${port}`;
   await readyOrStopped(`${url}/readyz`, handle);
-  return { handle, url, model };
+  if (!keyed) return { handle, url, model };
+  // A virtual key whose limit and budget every request checks, reserves and settles, set far
+  // above what the run sends so that none is refused: the cost measured is the accounting.
+  const created = await fetch(`${url}/admin/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${benchAdminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      name: 'bench',
+      rpm: 1_000_000_000,
+      tpm: 1_000_000_000_000,
+      budget: { amount: 1_000_000_000, period: 'month' },
+    }),
+  });
+  if (created.status !== 201) throw new BenchError(`creating the bench key failed: ${await created.text()}`);
+  const { key } = await created.json();
+  return { handle, url, model, headers: { authorization: `Bearer ${key}` } };
 }
+
+const benchAdminKey = 'bench-admin-key-0123456789abcdef';
 
 function targetStarter(name, temporary, mockUrl) {
   switch (name) {
@@ -538,8 +565,7 @@ const answerReaders = {
 };
 
 /** One request of each kind, checked, so that no run measures an error path by mistake. */
-async function preflight(label, url, surfaceName, bodies) {
-  const surface = surfaces[surfaceName];
+async function preflight(label, url, surfaceName, bodies, surface = surfaces[surfaceName]) {
   const reader = answerReaders[surfaceName];
   const headers = { 'content-type': 'application/json', ...surface.headers };
   const plain = await httpRequest(`${url}${surface.path}`, {
@@ -658,13 +684,17 @@ function assertAlive(handles) {
 
 async function measureTarget({ name, start, mock, options, temporary, warnings }) {
   const { label, surface: surfaceName, translation } = targets[name];
-  const surface = surfaces[surfaceName];
   const logPath = path.join(temporary, `${name}-load.log`);
   process.stdout.write(`\n== ${label}\n`);
   const proxy = await start();
+  // A target may need its own credentials (a virtual key) in place of the surface's.
+  const surface =
+    proxy.headers === undefined
+      ? surfaces[surfaceName]
+      : { ...surfaces[surfaceName], headers: { ...surfaces[surfaceName].headers, ...proxy.headers } };
   try {
     const bodies = surface.bodies(proxy.model);
-    const check = await preflight(label, proxy.url, surfaceName, bodies);
+    const check = await preflight(label, proxy.url, surfaceName, bodies, surface);
     if (!check.streamingUsage) warnings.push(`${label}: the stream carried no usage`);
     const usage = () => snapshot(proxy.handle?.pid);
     const memoryBefore = usage().proxy;
@@ -779,13 +809,16 @@ async function measureTarget({ name, start, mock, options, temporary, warnings }
 async function profileSwitchyard({ name, temporary, mockUrl, options, stamp }) {
   const profileName = `${name}-c16-${stamp}.cpuprofile`;
   const { label, surface: surfaceName, switchyard } = targets[name];
-  const surface = surfaces[surfaceName];
   process.stdout.write(`\n== profiling ${label} (--cpu-prof, 16 connections)\n`);
   const proxy = await startSwitchyard(temporary, mockUrl, {
     name: `${name}-profile`,
     ...switchyard,
     nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${outputDirectory}`, `--cpu-prof-name=${profileName}`],
   });
+  const surface =
+    proxy.headers === undefined
+      ? surfaces[surfaceName]
+      : { ...surfaces[surfaceName], headers: { ...surfaces[surfaceName].headers, ...proxy.headers } };
   try {
     const body = surface.bodies(proxy.model).nonStreaming;
     const logPath = path.join(temporary, `${name}-profile-load.log`);
