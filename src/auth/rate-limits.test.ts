@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { PromisedState } from '../../test/support/promised-state.js';
 import {
   type Admission,
   type Admitted,
@@ -7,34 +8,7 @@ import {
   RateLimiter,
   type Refused,
 } from './rate-limits.js';
-import {
-  type Bucket,
-  type Counter,
-  type MaybePromise,
-  MemoryState,
-  type SharedState,
-  type TakeResult,
-} from './shared-state.js';
-
-/** A remote-like state: answers through promises, each operation still atomic. */
-class PromisedState implements SharedState {
-  readonly #inner = new MemoryState();
-  take(buckets: readonly Bucket[], costs: readonly number[], now: number): Promise<TakeResult> {
-    return Promise.resolve().then(() => this.#inner.take(buckets, costs, now));
-  }
-  adjust(buckets: readonly Bucket[], amounts: readonly number[], now: number): Promise<void> {
-    return Promise.resolve().then(() => this.#inner.adjust(buckets, amounts, now));
-  }
-  add(counters: readonly Counter[], amount: number, now: number): Promise<void> {
-    return Promise.resolve().then(() => this.#inner.add(counters, amount, now));
-  }
-  raise(counters: readonly Counter[], values: readonly number[], now: number): Promise<void> {
-    return Promise.resolve().then(() => this.#inner.raise(counters, values, now));
-  }
-  read(keys: readonly string[], now: number): Promise<readonly number[]> {
-    return Promise.resolve().then(() => this.#inner.read(keys, now));
-  }
-}
+import { type MaybePromise, MemoryState } from './shared-state.js';
 
 /** The in-memory state answers at once; this unwraps its answer and fails if it did not. */
 function now<T>(value: MaybePromise<T>): T {

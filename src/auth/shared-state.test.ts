@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { PromisedState } from '../../test/support/promised-state.js';
 import {
   type Bucket,
   bucketResetMs,
@@ -6,31 +7,7 @@ import {
   type Counter,
   MemoryState,
   type SharedState,
-  type TakeResult,
 } from './shared-state.js';
-
-/**
- * Stands in for a remote state (Redis): every operation answers through a promise, and is still
- * applied as one atomic step, as a Lua script would be.
- */
-class PromisedState implements SharedState {
-  readonly #inner = new MemoryState();
-  take(buckets: readonly Bucket[], costs: readonly number[], now: number): Promise<TakeResult> {
-    return Promise.resolve().then(() => this.#inner.take(buckets, costs, now));
-  }
-  adjust(buckets: readonly Bucket[], amounts: readonly number[], now: number): Promise<void> {
-    return Promise.resolve().then(() => this.#inner.adjust(buckets, amounts, now));
-  }
-  add(counters: readonly Counter[], amount: number, now: number): Promise<void> {
-    return Promise.resolve().then(() => this.#inner.add(counters, amount, now));
-  }
-  raise(counters: readonly Counter[], values: readonly number[], now: number): Promise<void> {
-    return Promise.resolve().then(() => this.#inner.raise(counters, values, now));
-  }
-  read(keys: readonly string[], now: number): Promise<readonly number[]> {
-    return Promise.resolve().then(() => this.#inner.read(keys, now));
-  }
-}
 
 const perMinute = (key: string, capacity: number): Bucket => ({ key, capacity, interval: 60_000 });
 const until = (key: string, expiresAt: number): Counter => ({ key, expiresAt });

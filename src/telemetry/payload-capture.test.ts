@@ -7,7 +7,6 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openStore, type Store } from '../store/database.js';
 import type { PayloadCaptureRow } from '../store/schema.js';
-import { SqliteWriter } from '../store/sqlite-writer.js';
 import { PayloadCapture, purgeInterval, readPayloadCapture } from './payload-capture.js';
 import { KeyRing, PayloadCryptoError } from './payload-crypto.js';
 
@@ -252,33 +251,6 @@ describe('PayloadCapture writes', () => {
     await capture.close();
     expect((await rows()).map((row) => row.request_id)).toEqual(['first', 'second']);
     expect(capture.dropped).toBe(0);
-  });
-
-  it("writes through a store's writer thread when it offers one", async () => {
-    const writer = new SqliteWriter(path);
-    const columns = [
-      'request_id',
-      'captured_at',
-      'key_id',
-      'request_iv',
-      'request_tag',
-      'request_ct',
-      'response_iv',
-      'response_tag',
-      'response_ct',
-    ];
-    const threaded = {
-      db: store.db,
-      insertPayloadCapture: (batch: readonly PayloadCaptureRow[]) =>
-        writer.insert('payload_capture', columns, batch),
-    };
-    const capture = new PayloadCapture(threaded, { ring: ring1, retention: 30 * minute }, silent);
-    capture.capture('threaded', requestBody, responseBody, t0);
-    await capture.close();
-    await writer.close();
-    expect((await readPayloadCapture(store.db, 'threaded', ring1))!.response.toString()).toBe(
-      responseBody.toString(),
-    );
   });
 });
 

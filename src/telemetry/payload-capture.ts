@@ -1,25 +1,21 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import type { Store } from '../store/database.js';
 import type { Database, PayloadCaptureRow } from '../store/schema.js';
+import { FlushTimer } from './flush-timer.js';
 import { decrypt, encrypt, type KeyRing, payloadAad, type SealedPayload } from './payload-crypto.js';
 
 const hour = 3_600_000;
 // Rows deleted per statement when purging: each statement holds SQLite's write lock, and on the
 // embedded store runs on the event loop, so a large purge goes in slices with requests between.
 const purgeSlice = 500;
-// Rows per INSERT when writing through Kysely: nine variables a row stays far below SQLite's
-// 32766-variable limit, and the statement text repeats for full batches.
-const rowsPerInsert = 100;
 
 /**
- * What capture needs of the store. `insertPayloadCapture`, where the store offers it, writes a
- * batch on the store's writer thread as the request log does; without it, batches go through
- * Kysely on the event loop. Rows are plain strings and numbers, so they cross to a thread as JSON.
+ * What capture needs of the store: queries (reads, purges) and `insertPayloadCapture`, which
+ * writes a batch on the store's writer thread as the request log does, so commits never block the
+ * event loop. Rows are plain strings and numbers, so they cross to the thread as JSON.
  */
-export interface PayloadCaptureStore {
-  readonly db: Kysely<Database>;
-  insertPayloadCapture?(rows: readonly PayloadCaptureRow[]): Promise<void>;
-}
+export type PayloadCaptureStore = Pick<Store, 'db' | 'insertPayloadCapture'>;
 
 export interface PayloadCaptureOptions {
   /** New rows are encrypted with its current key. */
@@ -74,7 +70,7 @@ export class PayloadCapture {
   readonly #logger: Logger;
   #queue: PayloadCaptureRow[] = [];
   #queuedBytes = 0;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #timer = new FlushTimer(() => void this.flush());
   #purgeTimer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
   #purging: Promise<number> | undefined;
@@ -109,16 +105,13 @@ export class PayloadCapture {
     }
     this.#queue.push(row);
     this.#queuedBytes += bytes;
-    if (this.#queue.length >= this.#batchSize) this.#flushSoon(0);
-    else if (this.#timer === undefined) this.#flushSoon(this.#flushInterval);
+    if (this.#queue.length >= this.#batchSize) this.#timer.schedule(0);
+    else if (!this.#timer.pending) this.#timer.schedule(this.#flushInterval);
   }
 
   /** Writes everything queued so far; resolves when it is in the store. */
   flush(): Promise<void> {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#timer.cancel();
     const batch = this.#queue;
     if (batch.length === 0) return this.#writing;
     this.#queue = [];
@@ -170,18 +163,9 @@ export class PayloadCapture {
     }
   }
 
-  #flushSoon(delay: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.flush();
-    }, delay);
-    this.#timer.unref();
-  }
-
   async #write(batch: PayloadCaptureRow[]): Promise<void> {
     try {
-      await insertRows(this.#store, batch);
+      await this.#store.insertPayloadCapture(batch);
       this.#warnedOfDrops = false;
     } catch (error) {
       // Keep the rows for the next flush (a locked or full disk may clear), within the same
@@ -198,7 +182,7 @@ export class PayloadCapture {
         'payload capture write failed',
       );
       if (first > 0) this.#drop(first, 'a capture write failed and the queue has no room to keep its rows');
-      if (retained.length > 0 && this.#timer === undefined) this.#flushSoon(this.#flushInterval);
+      if (retained.length > 0 && !this.#timer.pending) this.#timer.schedule(this.#flushInterval);
     }
   }
 
@@ -310,16 +294,4 @@ export function sealRow(
 
 function rowBytes(row: PayloadCaptureRow): number {
   return row.request_ct.length + row.response_ct.length;
-}
-
-async function insertRows(store: PayloadCaptureStore, rows: PayloadCaptureRow[]): Promise<void> {
-  if (store.insertPayloadCapture !== undefined) return store.insertPayloadCapture(rows);
-  await store.db.transaction().execute(async (transaction) => {
-    for (let from = 0; from < rows.length; from += rowsPerInsert) {
-      await transaction
-        .insertInto('payload_capture')
-        .values(rows.slice(from, from + rowsPerInsert))
-        .execute();
-    }
-  });
 }

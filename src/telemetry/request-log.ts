@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/database.js';
 import type { RequestLogRow } from '../store/schema.js';
+import { FlushTimer } from './flush-timer.js';
 
 const maxRetained = 100_000;
 
@@ -19,7 +20,7 @@ export interface RequestLogOptions {
  */
 export class RequestLog {
   #queue: RequestRecord[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  readonly #timer = new FlushTimer(() => void this.flush());
   #writing: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -32,16 +33,13 @@ export class RequestLog {
   append(record: RequestRecord): void {
     if (this.#closed) return;
     this.#queue.push(record);
-    if (this.#queue.length === this.options.batchSize) this.#flushSoon(0);
-    else if (this.#timer === undefined) this.#flushSoon(this.options.flushInterval);
+    if (this.#queue.length === this.options.batchSize) this.#timer.schedule(0);
+    else if (!this.#timer.pending) this.#timer.schedule(this.options.flushInterval);
   }
 
   /** Writes everything queued so far; resolves when it is in the store. */
   flush(): Promise<void> {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#timer.cancel();
     const batch = this.#queue;
     if (batch.length === 0) return this.#writing;
     this.#queue = [];
@@ -52,15 +50,6 @@ export class RequestLog {
   async close(): Promise<void> {
     await this.flush();
     this.#closed = true;
-  }
-
-  #flushSoon(delay: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.flush();
-    }, delay);
-    this.#timer.unref();
   }
 
   async #write(batch: RequestRecord[]): Promise<void> {
@@ -76,7 +65,7 @@ export class RequestLog {
         { err: error, records: batch.length, retained: retained.length },
         'request log write failed',
       );
-      if (retained.length > 0) this.#flushSoon(this.options.flushInterval);
+      if (retained.length > 0) this.#timer.schedule(this.options.flushInterval);
     }
   }
 }

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { PeriodStarts, SpendRow } from '../auth/budgets.js';
 import type { Database, UsageDailyTable } from '../store/schema.js';
+import { FlushTimer } from './flush-timer.js';
 
 /** One served request's usage, as the request path reports it. */
 export interface UsageRecord {
@@ -95,7 +96,8 @@ export class UsageLedger {
   readonly #options: UsageLedgerOptions;
   readonly #logger: Logger;
   #pending = new Map<string, UsageDailyTable>();
-  #timer: NodeJS.Timeout | undefined;
+  // A failed flush is logged by #writePending and keeps its rows for the next one.
+  readonly #timer = new FlushTimer(() => void this.flush().catch(() => undefined));
   #writing: Promise<void> = Promise.resolve();
   #closed = false;
   /** The UTC day of the last record, so that most records need no date formatting. */
@@ -128,8 +130,8 @@ export class UsageLedger {
         cached_tokens: usage.cachedTokens ?? 0,
         cost: usage.cost,
       });
-      if (this.#pending.size >= this.#options.batchSize) this.#flushSoon(0);
-      else if (this.#timer === undefined) this.#flushSoon(this.#options.flushInterval);
+      if (this.#pending.size >= this.#options.batchSize) this.#timer.schedule(0);
+      else if (!this.#timer.pending) this.#timer.schedule(this.#options.flushInterval);
     } else {
       row.requests += 1;
       row.prompt_tokens += usage.promptTokens;
@@ -145,10 +147,7 @@ export class UsageLedger {
    * rejects if the store refused it (the rows stay pending for the next write).
    */
   flush(): Promise<void> {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.#timer.cancel();
     const run = this.#writing.then(() => this.#writePending());
     this.#writing = run.catch(() => undefined);
     return run;
@@ -251,15 +250,6 @@ export class UsageLedger {
     return this.#day;
   }
 
-  #flushSoon(delay: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.flush().catch(() => undefined); // logged by #writePending
-    }, delay);
-    this.#timer.unref();
-  }
-
   async #writePending(): Promise<void> {
     if (this.#pending.size === 0) return;
     const batch = [...this.#pending.values()];
@@ -290,7 +280,7 @@ export class UsageLedger {
       // Back into the pending totals, merged with what arrived meanwhile, for the next write.
       for (const row of batch) this.#restore(row);
       this.#logger.error({ err: error, rows: batch.length }, 'usage ledger write failed; will retry');
-      if (!this.#closed) this.#flushSoon(this.#options.flushInterval);
+      if (!this.#closed) this.#timer.schedule(this.#options.flushInterval);
       throw error;
     }
   }
