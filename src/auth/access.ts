@@ -57,6 +57,8 @@ export interface AccessControlOptions {
 
 /** Admissions that touch no limit, budget or key share this grant's shape but not its object. */
 const noScopes: readonly LimitScope[] = [];
+/** The scope-cache key of every model without a limit of its own. */
+const noModelLimit: LimitScope = Object.freeze({ id: '', limit: {} });
 
 /**
  * The data plane's auth stages, in the order the gateway runs them (DESIGN.md: authenticate →
@@ -85,7 +87,7 @@ export class AccessControl {
   #global: LimitScope | undefined;
   #models = new Map<string, LimitScope>();
   /** Scope lists by key, then by model: built once per key and model, dropped with the key table. */
-  #scopes = new WeakMap<object, Map<string, readonly LimitScope[]>>();
+  #scopes = new WeakMap<object, Map<LimitScope, readonly LimitScope[]>>();
   #keys: KeyTable = KeyTable.empty;
   /** Whether any key was ever issued, revoked ones that have left the table included. */
   #issued = false;
@@ -299,17 +301,20 @@ export class AccessControl {
       byModel = new Map();
       this.#scopes.set(owner, byModel);
     }
-    let scopes = byModel.get(model);
+    // Cached by the model's limit, not its name: admission runs before the model is looked up,
+    // so names are whatever clients send, and a cache keyed by them would grow without bound.
+    const modelScope = this.#models.get(model);
+    const cacheKey = modelScope ?? noModelLimit;
+    let scopes = byModel.get(cacheKey);
     if (scopes === undefined) {
       const list: LimitScope[] = [];
       if (this.#global !== undefined) list.push(this.#global);
-      const modelScope = this.#models.get(model);
       if (modelScope !== undefined) list.push(modelScope);
       if (team !== undefined && hasLimit(team.limits))
         list.push({ id: `team:${team.id}`, limit: team.limits });
       if (key !== undefined && hasLimit(key.limits)) list.push({ id: `key:${key.id}`, limit: key.limits });
       scopes = list.length === 0 ? noScopes : list;
-      byModel.set(model, scopes);
+      byModel.set(cacheKey, scopes);
     }
     return scopes;
   }
