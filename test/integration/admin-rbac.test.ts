@@ -515,6 +515,25 @@ describe('a developer is confined to its own team', () => {
     expect(adsKeys.body.data.map((key: any) => key.name)).not.toContain('sneaky');
   });
 
+  it('may not create a key for a user of another team, but may for one of its own', async () => {
+    const outsider = await send('POST', '/admin/users', {
+      name: unique('ads-user'),
+      role: 'viewer',
+      team: 'ads',
+    });
+    const colleague = await send('POST', '/admin/users', {
+      name: unique('search-user'),
+      role: 'viewer',
+      team: 'search',
+    });
+    expect(outsider.status, outsider.text).toBe(201);
+    const refused = await asDeveloper('POST', '/admin/keys', { name: 'for-ads', user: outsider.body.id });
+    expect(refused.status, refused.text).toBe(403);
+    expect(refused.body.error).toMatchObject({ code: 'forbidden', param: 'user' });
+    const allowed = await asDeveloper('POST', '/admin/keys', { name: 'for-search', user: colleague.body.id });
+    expect(allowed.status, allowed.text).toBe(201);
+  });
+
   it("lists only its team's keys, and may not ask for another team's", async () => {
     const all = await send('GET', '/admin/keys');
     expect(new Set(all.body.data.map((key: any) => key.team_id))).toEqual(

@@ -144,6 +144,15 @@ export function registerAdminKeyRoutes(
           param: 'team',
         });
       }
+      // Nor for a user of another team: the key would be theirs, outside this caller's reach.
+      if (input.user !== undefined) {
+        const user = await store.getUser(input.user).catch(() => undefined);
+        if (user !== undefined && user.teamId !== confined) {
+          throw new GatewayError('forbidden', 'Your role creates keys only for users of your own team.', {
+            param: 'user',
+          });
+        }
+      }
     }
     const created = await audited(request, 'key.create', input.team ?? null, async () => {
       const { key, record } = await store.createKey({
