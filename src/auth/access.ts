@@ -188,7 +188,9 @@ export class AccessControl {
     const now = this.#now();
     let warning: string | undefined;
     if (key !== undefined && (key.budget !== undefined || team?.budget !== undefined)) {
-      const budget = this.#options.spend.check(key, team, now);
+      // Spend is kept under the key's lineage, so a rotation does not start its budget afresh.
+      const spender = key.lineage === key.id ? key : { id: key.lineage, budget: key.budget };
+      const budget = this.#options.spend.check(spender, team, now);
       if (budget.state === 'exceeded') {
         throw new GatewayError(
           'budget_exceeded',
@@ -198,7 +200,7 @@ export class AccessControl {
       if (budget.state === 'soft') {
         warning = `${budget.scope} budget: $${budget.spent.toFixed(2)} of $${budget.budget.amount} this ${budget.budget.period} spent`;
         this.#warnOnce(
-          budget.scope === 'key' ? key.id : (team?.id ?? ''),
+          budget.scope === 'key' ? key.lineage : (team?.id ?? ''),
           budget.budget.period,
           now,
           warning,
@@ -273,7 +275,7 @@ export class AccessControl {
             },
             price,
           );
-    const keyId = grant.key?.id;
+    const keyId = grant.key?.lineage;
     const teamId = grant.team?.id;
     if (dollars > 0) this.#options.spend.record(keyId, teamId, dollars, now);
     this.#options.ledger?.record({
@@ -312,7 +314,9 @@ export class AccessControl {
       if (modelScope !== undefined) list.push(modelScope);
       if (team !== undefined && hasLimit(team.limits))
         list.push({ id: `team:${team.id}`, limit: team.limits });
-      if (key !== undefined && hasLimit(key.limits)) list.push({ id: `key:${key.id}`, limit: key.limits });
+      if (key !== undefined && hasLimit(key.limits)) {
+        list.push({ id: `key:${key.lineage}`, limit: key.limits });
+      }
       scopes = list.length === 0 ? noScopes : list;
       byModel.set(cacheKey, scopes);
     }

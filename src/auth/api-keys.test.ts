@@ -18,8 +18,10 @@ function fixedRandom(byte: number) {
 }
 
 function storedKey(key: string, fields: Partial<ApiKey> = {}): ApiKey {
+  const id = fields.id ?? `key_${key.slice(-4)}`;
   return {
-    id: `key_${key.slice(-4)}`,
+    id,
+    lineage: id,
     name: '',
     prefix: keyPrefix(key),
     hash: hashApiKey(key),

@@ -155,8 +155,9 @@ export class KeyStore {
       const teamId = input.team === undefined ? undefined : (await teamByRef(transaction, input.team)).id;
       const userId = input.user === undefined ? undefined : (await userByRef(transaction, input.user)).id;
       const generated = generateApiKey(this.#random);
+      const id = this.#id('key');
       const record: StoredApiKey = {
-        id: this.#id('key'),
+        id,
         ...settings,
         prefix: generated.prefix,
         hash: generated.hash,
@@ -165,6 +166,7 @@ export class KeyStore {
         createdAt: now,
         revokedAt: undefined,
         rotatedFrom: undefined,
+        lineage: id,
       };
       await transaction.insertInto('api_keys').values(keyRow(record)).execute();
       return { key: generated.key, record };
@@ -260,6 +262,7 @@ export class KeyStore {
         createdAt: now,
         revokedAt: undefined,
         rotatedFrom: before.id,
+        lineage: before.lineage,
       };
       const after: StoredApiKey = {
         ...before,
@@ -717,6 +720,7 @@ function keyRow(key: StoredApiKey): ApiKeysTable {
     expires_at: key.expiresAt ?? null,
     revoked_at: key.revokedAt ?? null,
     rotated_from: key.rotatedFrom ?? null,
+    lineage_id: key.lineage,
   };
 }
 
@@ -739,6 +743,7 @@ function toKey(row: Selectable<ApiKeysTable>): StoredApiKey {
     expiresAt: row.expires_at === null ? undefined : Number(row.expires_at),
     revokedAt: row.revoked_at === null ? undefined : Number(row.revoked_at),
     rotatedFrom: row.rotated_from ?? undefined,
+    lineage: row.lineage_id,
   };
 }
 

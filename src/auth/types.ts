@@ -79,4 +79,10 @@ export interface ApiKey {
   readonly expiresAt: number | undefined;
   /** Set once revoked (or once a rotation's grace period ends); refused from then on. */
   readonly revokedAt: number | undefined;
+  /**
+   * The id of the first key of its rotation chain (its own id until rotated). Rate limits, budgets
+   * and usage are kept under it, so rotating a key neither resets what it has spent nor splits its
+   * usage in two.
+   */
+  readonly lineage: string;
 }

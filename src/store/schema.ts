@@ -154,4 +154,6 @@ export interface ApiKeysTable {
   revoked_at: number | null;
   /** The key this one replaced, when made by a rotation. */
   rotated_from: string | null;
+  /** The first key of its rotation chain (its own id for a key never rotated). */
+  lineage_id: string;
 }

@@ -579,6 +579,25 @@ ${modelsYaml(provider, ['mock-model'])}`);
     expect(provider.count(chatPath)).toBe(3);
   });
 
+  it('keeps what a key has spent, and its rate limit, across a rotation', async () => {
+    const old = await createKey(switchyard, {
+      name: 'rotated-spender',
+      rpm: 1000,
+      budget: { amount: 0.02, period: 'day' },
+    });
+    for (let index = 0; index < 3; index++) expect((await chat(switchyard, old.key)).status).toBe(200);
+    const rotated = await admin(switchyard, 'POST', `/keys/${old.id}/rotate`, { grace: 0 });
+    expect(rotated.status, rotated.text).toBe(201);
+    expect(rotated.json.lineage_id).toBe(old.id);
+    // A fresh key would have its whole budget; the rotated one has none left.
+    const refused = await chat(switchyard, rotated.json.key);
+    expect(refused.status, refused.text).toBe(429);
+    expect(refused.json.error.code).toBe('budget_exceeded');
+    // Usage stays under one id, the lineage's.
+    const usage = await admin(switchyard, 'GET', `/usage?group_by=key&key=${old.id}`);
+    expect(usage.json.total.requests).toBe(3);
+  });
+
   it('warns with x-switchyard-budget-warning once spend passes the soft amount', async () => {
     const { key } = await createKey(switchyard, {
       name: 'warned',

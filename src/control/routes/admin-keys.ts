@@ -347,6 +347,8 @@ export function keyRecord(key: StoredApiKey, now: number) {
     expires_at: key.expiresAt === undefined ? null : isoTime(key.expiresAt),
     revoked_at: key.revokedAt === undefined ? null : isoTime(key.revokedAt),
     rotated_from: key.rotatedFrom ?? null,
+    // Limits, budget spend and usage (GET /admin/usage?group_by=key) are kept under this id.
+    lineage_id: key.lineage,
   };
 }
 

@@ -110,6 +110,8 @@ const migrations: Record<string, Migration> = {
         .addColumn('expires_at', 'bigint')
         .addColumn('revoked_at', 'bigint')
         .addColumn('rotated_from', 'text')
+        // The first key of its rotation chain: limits, budgets and usage follow it across rotations.
+        .addColumn('lineage_id', 'text', (column) => column.notNull())
         .execute();
       await db.schema.createIndex('api_keys_team_id').on('api_keys').column('team_id').execute();
     },
