@@ -231,12 +231,11 @@ const localStoreModels = 'local/*';
 function runnerLauncher(): RunnerLauncher {
   return {
     command: process.execPath,
-    args: (port, settings) => [
+    args: (listen, settings) => [
       ...process.execArgv,
       process.argv[1]!,
       'runner',
-      '--port',
-      String(port),
+      ...('socket' in listen ? ['--socket', listen.socket] : ['--port', String(listen.port)]),
       '--parallel',
       String(settings.parallel),
       '--context-size',

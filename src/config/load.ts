@@ -384,12 +384,14 @@ export function localTarget(model: string | undefined, timeouts: Timeouts): Targ
 export const unboundLocalOrigin = 'http://127.0.0.1:0';
 
 /** The config with every local target pointed at the runner's origin. */
-export function bindLocalTargets(config: GatewayConfig, origin: string): GatewayConfig {
+export function bindLocalTargets(config: GatewayConfig, origin: string, socketPath?: string): GatewayConfig {
   return deepFreeze({
     ...config,
     models: config.models.map((model) => ({
       ...model,
-      targets: model.targets.map((target) => (target.kind === 'local' ? { ...target, origin } : target)),
+      targets: model.targets.map((target) =>
+        target.kind === 'local' ? { ...target, origin, socketPath } : target,
+      ),
     })),
   });
 }

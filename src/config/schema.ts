@@ -288,7 +288,7 @@ function localModelNamed(
 
 const runner = z
   .strictObject({
-    /** Loopback port for the supervised runner; 0 picks a free one. */
+    /** Loopback port for the supervised runner; 0 (the default): a private Unix socket instead. */
     port: z.number().int().min(0).max(65535).optional(),
     threads: z.number().int().positive().optional(),
     parallel: z.number().int().positive().optional(),

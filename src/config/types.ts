@@ -39,6 +39,11 @@ export interface TargetConfig {
   readonly headers: Readonly<Record<string, string>>;
   readonly timeouts: Timeouts;
   readonly maxConnections: number | undefined;
+  /**
+   * A Unix socket the origin is reached through, set for `local` targets when `serve`'s runner
+   * listens on one; `origin` then only names the Host.
+   */
+  readonly socketPath?: string | undefined;
   /** Ask the upstream for a usage chunk on every stream, so accounting is complete. */
   readonly streamUsage: boolean;
   /** azure-openai: the api-version query parameter; undefined uses Azure's v1 API. */
@@ -187,6 +192,7 @@ export interface GatewayConfig {
   readonly models: readonly ModelConfig[];
   /** Settings of the local runner, which starts when a target is `local`. */
   readonly runner: {
+    /** Loopback port for the supervised runner; 0: a private Unix socket (the default). */
     readonly port: number;
     readonly threads: number | undefined;
     readonly parallel: number;

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
 import type { TokenVerifier } from '../auth/jwt.js';
 import type { KeyStore } from '../auth/key-store.js';
 import type { User } from '../auth/types.js';
@@ -20,8 +21,9 @@ import { registerAdminUsageRoutes } from './routes/admin-usage.js';
 
 /** The supervised local runner, as the admin API sees it. */
 export interface AdminRunner {
-  /** http://127.0.0.1:port */
+  /** http://127.0.0.1:port, or http://localhost reached through `dispatcher` (a Unix socket). */
   readonly url: string;
+  readonly dispatcher?: Dispatcher | undefined;
   readonly ready: () => boolean;
 }
 

@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Server as HttpsServer } from 'node:https';
-import { type AddressInfo, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { Agent } from 'undici';
 import { AccessControl } from '../auth/access.js';
 import { SpendTracker } from '../auth/budgets.js';
 import { OidcVerifier } from '../auth/jwt.js';
@@ -26,10 +30,14 @@ import { buildGateway, type GatewayContext } from './server.js';
 import { compileSnapshot } from './snapshot.js';
 import { type CertificateWatcher, describeCertificate, watchCertificates } from './tls.js';
 
+/** Where the supervised runner listens. */
+export type RunnerListen = { readonly port: number } | { readonly socket: string };
+
 /** How to start the local runner, for configs with `local` targets; the CLI knows its own path. */
 export interface RunnerLauncher {
   readonly command: string;
-  readonly args: (port: number, settings: GatewayConfig['runner']) => string[];
+  /** The runner's arguments: listening on `listen.port` on loopback, or on the Unix socket `listen.socket`. */
+  readonly args: (listen: RunnerListen, settings: GatewayConfig['runner']) => string[];
 }
 
 export interface GatewayOptions {
@@ -86,17 +94,29 @@ export async function startGateway(
   captureRing(config);
   let runner: Supervisor | undefined;
   let runnerUrl: string | undefined;
+  let runnerSocket: RunnerSocket | undefined;
   if (hasLocalTargets(config)) {
     if (!options.runner)
       throw new Error('this config has local targets, but no way to start the runner was given');
-    const port = config.runner.port || (await freeLoopbackPort());
-    runnerUrl = `http://127.0.0.1:${port}`;
-    config = bindLocalTargets(config, runnerUrl);
+    let listen: RunnerListen;
+    if (config.runner.port === 0) {
+      // By default the runner listens on a Unix socket in a directory only this user can enter:
+      // it has no authentication of its own, and a loopback port is open to every local user.
+      // It also saves the TCP stack on every streamed token, and picking a free port races.
+      runnerSocket = openRunnerSocket();
+      listen = { socket: runnerSocket.path };
+      runnerUrl = 'http://localhost';
+    } else {
+      listen = { port: config.runner.port };
+      runnerUrl = `http://127.0.0.1:${config.runner.port}`;
+    }
+    config = bindLocalTargets(config, runnerUrl, runnerSocket?.path);
     runner = new Supervisor({
       name: 'runner',
       command: options.runner.command,
-      args: options.runner.args(port, config.runner),
-      healthUrl: `http://127.0.0.1:${port}/healthz`,
+      args: options.runner.args(listen, config.runner),
+      healthUrl: `${runnerUrl}/healthz`,
+      dispatcher: runnerSocket?.agent,
       logger,
     });
     // Not awaited: the gateway serves at once, answering 503 for local models until it is ready.
@@ -129,7 +149,7 @@ export async function startGateway(
     runner:
       runner === undefined || runnerUrl === undefined
         ? undefined
-        : { url: runnerUrl, ready: () => runner.state === 'ready' },
+        : { url: runnerUrl, dispatcher: runnerSocket?.agent, ready: () => runner.state === 'ready' },
     routing: {
       deployments: () => context.snapshot.table.deployments,
       reload: options.loadConfig === undefined ? undefined : () => reload(),
@@ -150,6 +170,7 @@ export async function startGateway(
     await access.close();
     await store.close();
     await runner?.stop();
+    await runnerSocket?.close();
     throw error;
   }
   const address = app.server.address() as AddressInfo;
@@ -176,7 +197,7 @@ export async function startGateway(
               },
             ]);
           }
-          next = bindLocalTargets(next, runnerUrl);
+          next = bindLocalTargets(next, runnerUrl, runnerSocket?.path);
         }
         // The listener, store and runner keep the settings they started with; models and routing change.
         next = {
@@ -232,6 +253,7 @@ export async function startGateway(
       monitors.stop();
       await context.snapshot.pools.destroy();
       await runner?.stop();
+      await runnerSocket?.close();
       await requestLog?.close();
       await access.close();
       await store.close();
@@ -247,16 +269,29 @@ export async function startGateway(
 const openLocalModelStore: AdminApiOptions['modelStore'] = async () =>
   (await import('../runner/local-model-store.js')).openLocalModelStore();
 
-/** A port free on loopback now; the runner binds it a moment later. */
-async function freeLoopbackPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+/** The supervised runner's socket: its path, an Agent that reaches it, and the cleanup. */
+interface RunnerSocket {
+  readonly path: string;
+  readonly agent: Agent;
+  close(): Promise<void>;
+}
+
+/**
+ * A socket path in a fresh directory of the temporary directory (mode 0700, as mkdtemp makes it),
+ * short enough for the 107 bytes a socket path may take. Removed, with its directory, on close.
+ */
+function openRunnerSocket(): RunnerSocket {
+  const directory = mkdtempSync(join(tmpdir(), 'switchyard-'));
+  const path = join(directory, 'runner.sock');
+  const agent = new Agent({ connect: { socketPath: path } });
+  return {
+    path,
+    agent,
+    async close() {
+      await agent.close();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
 }
 
 /** The capture key ring from the environment, or undefined with capture off; a missing key is a config error. */

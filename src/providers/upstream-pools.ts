@@ -52,6 +52,7 @@ export class UpstreamPools {
 
   #create(target: TargetConfig): Pool {
     return new Pool(target.origin, {
+      ...(target.socketPath === undefined ? {} : { socketPath: target.socketPath }),
       connections: target.maxConnections ?? null,
       connect: { timeout: target.timeouts.connect },
       keepAliveTimeout: 30_000,
@@ -64,5 +65,5 @@ export class UpstreamPools {
 }
 
 function poolKey(target: TargetConfig): string {
-  return `${target.origin} ${target.timeouts.connect} ${target.maxConnections ?? '-'}`;
+  return `${target.origin} ${target.socketPath ?? '-'} ${target.timeouts.connect} ${target.maxConnections ?? '-'}`;
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 
 export type SupervisedState = 'starting' | 'ready' | 'restarting' | 'stopping' | 'stopped';
 
@@ -13,6 +13,8 @@ export interface SupervisorOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Polled until it answers 2xx, after each start and on an interval while running. */
   readonly healthUrl: string;
+  /** How to reach `healthUrl`: an Agent bound to the runner's Unix socket; default: over TCP. */
+  readonly dispatcher?: Dispatcher | undefined;
   readonly logger: Logger;
   /** How long a start may take before the process is killed and started again. Default 120 s. */
   readonly startTimeout?: number;
@@ -37,7 +39,10 @@ export interface SupervisorOptions {
  * Emits `state` with the new state on every change.
  */
 export class Supervisor extends EventEmitter<{ state: [SupervisedState] }> {
-  readonly #options: Required<Omit<SupervisorOptions, 'env'>> & { env: NodeJS.ProcessEnv | undefined };
+  readonly #options: Required<Omit<SupervisorOptions, 'env' | 'dispatcher'>> & {
+    env: NodeJS.ProcessEnv | undefined;
+    dispatcher: Dispatcher | undefined;
+  };
   #state: SupervisedState = 'stopped';
   #child: ChildProcess | undefined;
   #failures = 0;
@@ -57,6 +62,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisedState] }> {
       maxBackoff: 30_000,
       stopGrace: 10_000,
       env: undefined,
+      dispatcher: undefined,
       ...options,
     };
   }
@@ -188,6 +194,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisedState] }> {
         headersTimeout: this.#options.healthTimeout,
         bodyTimeout: this.#options.healthTimeout,
         reset: true,
+        ...(this.#options.dispatcher === undefined ? {} : { dispatcher: this.#options.dispatcher }),
       });
       await response.body.dump();
       return response.statusCode >= 200 && response.statusCode < 300;

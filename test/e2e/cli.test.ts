@@ -167,11 +167,20 @@ describe('switchyard serve', () => {
       body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3 }),
     });
     expect(answer.status).toBe(200);
-    // The runner logs to the gateway's stdout; its own /metrics shows the budget it was given.
+    // The runner logs to the gateway's stdout. It listens on a Unix socket only its user may
+    // open, since it has no authentication of its own; its /metrics shows the budget it was given.
     const listening = JSON.parse(server.output.find((line) => line.includes('"runner listening"'))!);
-    const metrics = await (await fetch(`${listening.url}/metrics`)).text();
+    expect(listening.url).toMatch(/^unix:\//);
+    const socketPath = listening.url.slice('unix:'.length);
+    expect(statSync(socketPath).isSocket()).toBe(true);
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600);
+    const agent = new Agent({ connect: { socketPath } });
+    const metrics = await (await request('http://localhost/metrics', { dispatcher: agent })).body.text();
+    await agent.close();
     expect(metrics).toContain(`\nswitchyard_runner_memory_budget_bytes ${1024 ** 3}\n`);
     expect(await server.stop()).toBe(0);
+    // Its directory goes with the gateway.
+    expect(existsSync(socketPath)).toBe(false);
   });
 
   it('takes providers from the environment when no config file is given', async () => {

@@ -27,6 +27,7 @@ export function registerAdminPsRoute(app: FastifyInstance, context: AdminContext
         headersTimeout: runnerTimeout,
         bodyTimeout: runnerTimeout,
         headers: { 'x-request-id': request.id },
+        ...(runner.dispatcher === undefined ? {} : { dispatcher: runner.dispatcher }),
       });
     } catch (error) {
       throw unavailable('did not answer', error);
