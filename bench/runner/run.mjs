@@ -5,8 +5,8 @@
 // Measures, for 1, 2, 4 and 8 concurrent requests: aggregate generated tokens/s and the median
 // time to first token. Direct and Switchyard runs alternate in ABBA order, so both sides see the
 // same moments of a noisy shared machine and neither always runs second; the ratio is the median
-// of the paired rounds' ratios. Then the first request's time to first token on a cold runner, on a preloaded
-// one, and a warm request's. Writes its section of BENCHMARKS.md.
+// of the paired rounds' ratios. Then the first request's time to first token on a cold runner,
+// on a preloaded one, and a warm request's. Writes its section of BENCHMARKS.md.
 //
 // The HTTP client is node:http reading raw chunks, not fetch: on two cores the client competes
 // with the runner for CPU, and fetch's web streams cost it several times more per event.
