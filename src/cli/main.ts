@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../config/types.js';
 import { formatKeepAlive } from '../config/units.js';
 import { environmentVendorSwitches } from '../config/vendors.js';
 import { type RunnerLauncher, startGateway } from '../gateway/runtime.js';
+import { runnerPoolThreads } from '../runner/engine/threads.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -254,6 +255,11 @@ function runnerLauncher(): RunnerLauncher {
       ...(settings.preload.length === 0 ? [] : ['--preload', settings.preload.join(',')]),
       ...(settings.threads === undefined ? [] : ['--threads', String(settings.threads)]),
     ],
+    // libuv reads its pool size once, before any of the runner's own code runs.
+    env: (settings) => ({
+      ...process.env,
+      UV_THREADPOOL_SIZE: String(runnerPoolThreads(settings.poolThreads, process.env.UV_THREADPOOL_SIZE)),
+    }),
   };
 }
 

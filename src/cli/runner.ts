@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseKeepAlive, parseMemoryBudget } from '../config/units.js';
-import { LlamaEngine } from '../runner/engine/index.js';
+import { currentPoolThreads, LlamaEngine } from '../runner/engine/index.js';
 import { buildRunnerServer, type RunnerModel } from '../runner/server/index.js';
 import { StoreModelCatalog } from '../runner/store-model-catalog.js';
 import { createLogger, flushLogger } from '../telemetry/logger.js';
@@ -134,7 +134,16 @@ export async function runnerCommand(args: string[]): Promise<number> {
     await app.listen({ host: values.host, port: numbers.port });
     url = runnerUrl(app.server.address() as AddressInfo);
   }
-  logger.info({ url, models: [...models.keys()], preloaded: preload }, 'runner listening');
+  logger.info(
+    {
+      url,
+      models: [...models.keys()],
+      preloaded: preload,
+      threads: engine.threads,
+      poolThreads: currentPoolThreads(),
+    },
+    'runner listening',
+  );
   // Recorded for `switchyard ps`; see runnerStatePath for who keeps the file. A runner that
   // cannot record itself still serves: only `ps` without --runner misses it.
   const statePath = runnerStatePath();

@@ -292,6 +292,7 @@ export function compileConfig(raw: RawConfig, env: Env, source: GatewayConfig['s
     runner: {
       port: raw.runner?.port ?? 0,
       threads: raw.runner?.threads,
+      poolThreads: raw.runner?.pool_threads,
       parallel: raw.runner?.parallel ?? 2,
       contextSize: raw.runner?.context_size ?? 4096,
       maxQueue: raw.runner?.max_queue ?? 16,

@@ -291,6 +291,8 @@ const runner = z
     /** Loopback port for the supervised runner; 0 (the default): a private Unix socket instead. */
     port: z.number().int().min(0).max(65535).optional(),
     threads: z.number().int().positive().optional(),
+    /** The runner's libuv thread pool, where node-llama-cpp's decode and sampling steps run. */
+    pool_threads: z.number().int().positive().max(1024).optional(),
     parallel: z.number().int().positive().optional(),
     context_size: z.number().int().min(64).optional(),
     max_queue: z.number().int().min(0).optional(),

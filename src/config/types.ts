@@ -195,6 +195,11 @@ export interface GatewayConfig {
     /** Loopback port for the supervised runner; 0: a private Unix socket (the default). */
     readonly port: number;
     readonly threads: number | undefined;
+    /**
+     * The runner process's libuv thread pool size; unset: UV_THREADPOOL_SIZE, else one thread on
+     * machines with two cores or fewer and libuv's four on bigger ones (`runnerPoolThreads`).
+     */
+    readonly poolThreads: number | undefined;
     readonly parallel: number;
     readonly contextSize: number;
     readonly maxQueue: number;

@@ -38,6 +38,8 @@ export interface RunnerLauncher {
   readonly command: string;
   /** The runner's arguments: listening on `listen.port` on loopback, or on the Unix socket `listen.socket`. */
   readonly args: (listen: RunnerListen, settings: GatewayConfig['runner']) => string[];
+  /** The runner's whole environment; absent: the gateway's own. */
+  readonly env?: (settings: GatewayConfig['runner']) => NodeJS.ProcessEnv;
 }
 
 export interface GatewayOptions {
@@ -115,6 +117,7 @@ export async function startGateway(
       name: 'runner',
       command: options.runner.command,
       args: options.runner.args(listen, config.runner),
+      env: options.runner.env?.(config.runner),
       healthUrl: `${runnerUrl}/healthz`,
       dispatcher: runnerSocket?.agent,
       logger,

@@ -150,12 +150,12 @@ describe('switchyard serve', () => {
     expect(stopped.stderr).toContain('no runner is running');
   }, 45_000);
 
-  it('passes runner settings through, keep_alive -1, preload and max_memory included, and serves the local model', async () => {
+  it('passes runner settings through, keep_alive -1, preload, max_memory and pool_threads included, and serves the local model', async () => {
     const env = { SWITCHYARD_DATA_DIR: join(directory, 'runner-settings') };
     expect((await runCli(['models', 'create-demo', '--name', 'local:tiny'], env)).code).toBe(0);
     const file = await configFile(
       'runner-settings.yaml',
-      `store:\n  path: ${join(directory, 'runner-settings.db')}\nrunner:\n  keep_alive: -1\n  preload: [local:tiny]\n  parallel: 1\n  max_memory: 1GiB\nmodels:\n  - name: tiny\n    targets:\n      - kind: local\n        model: local:tiny\n`,
+      `store:\n  path: ${join(directory, 'runner-settings.db')}\nrunner:\n  keep_alive: -1\n  preload: [local:tiny]\n  parallel: 1\n  max_memory: 1GiB\n  pool_threads: 3\nmodels:\n  - name: tiny\n    targets:\n      - kind: local\n        model: local:tiny\n`,
     );
     const server = await startCli(['--config', file], env);
     await expect
@@ -171,6 +171,8 @@ describe('switchyard serve', () => {
     // open, since it has no authentication of its own; its /metrics shows the budget it was given.
     const listening = JSON.parse(server.output.find((line) => line.includes('"runner listening"'))!);
     expect(listening.url).toMatch(/^unix:\//);
+    // libuv sizes its pool from the environment the runner starts with.
+    expect(listening.poolThreads).toBe(3);
     const socketPath = listening.url.slice('unix:'.length);
     expect(statSync(socketPath).isSocket()).toBe(true);
     expect(statSync(socketPath).mode & 0o777).toBe(0o600);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { ModelOverloadedError, SlotQueue } from './slot-queue.js';
-import { defaultThreadCount } from './threads.js';
 
 describe('SlotQueue', () => {
   it('runs up to its slots at once and hands a released slot to the first waiter', async () => {
@@ -42,14 +41,5 @@ describe('SlotQueue', () => {
     expect(queue.waiting).toBe(0);
     release();
     expect(queue.running).toBe(0);
-  });
-});
-
-describe('defaultThreadCount', () => {
-  it('uses one thread on two cores or fewer and leaves one core free on bigger machines', () => {
-    expect(defaultThreadCount(1)).toBe(1);
-    expect(defaultThreadCount(2)).toBe(1);
-    expect(defaultThreadCount(4)).toBe(3);
-    expect(defaultThreadCount(16)).toBe(15);
   });
 });
