@@ -8,7 +8,7 @@ import { KeyStore } from '../../src/auth/key-store.js';
 import { registerAdminApi } from '../../src/control/admin-api.js';
 import { AuditLog } from '../../src/control/audit-log.js';
 import { openStore, type Store } from '../../src/store/database.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { adminApiOptions } from '../support/admin.js';
 import { runCli } from '../support/cli.js';
 
 const adminKey = 'test-admin-key-keys-cli-71f3a2';
@@ -25,15 +25,14 @@ beforeAll(async () => {
   store = await openStore(join(directory, 'switchyard.db'));
   keys = new KeyStore(store.db);
   app = Fastify();
-  registerAdminApi(app, {
-    key: adminKey,
-    modelStore: () => Promise.reject(new Error('no model store in this test')),
-    runner: undefined,
-    routing: { deployments: () => [], reload: undefined },
-    logger: createLogger('silent'),
-    audit: new AuditLog(store.db),
-    keys: { store: keys, changed: () => {} },
-  });
+  registerAdminApi(
+    app,
+    adminApiOptions({
+      key: adminKey,
+      audit: new AuditLog(store.db),
+      keys: { store: keys, changed: () => {} },
+    }),
+  );
   await app.listen({ host: '127.0.0.1', port: 0 });
   env = {
     SWITCHYARD_URL: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,

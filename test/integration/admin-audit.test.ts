@@ -11,6 +11,7 @@ import { inspectGguf } from '../../src/runner/model-inspector.js';
 import { ModelStore } from '../../src/runner/store/index.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { adminApiOptions } from '../support/admin.js';
 
 const adminKey = 'test-admin-key-audit-9c41e07b';
 const wrongKey = 'test-admin-key-wrong-audit-1111';
@@ -220,13 +221,13 @@ describe('GET /admin/audit', () => {
 describe('without an audit log', () => {
   it('serves the admin API and has no /admin/audit', async () => {
     const bare = Fastify();
-    registerAdminApi(bare, {
-      key: adminKey,
-      modelStore: async () => new ModelStore({ root: join(directory, 'models') }),
-      runner: undefined,
-      routing: { deployments: () => [], reload: undefined },
-      logger: createLogger('silent'),
-    });
+    registerAdminApi(
+      bare,
+      adminApiOptions({
+        key: adminKey,
+        modelStore: async () => new ModelStore({ root: join(directory, 'models') }),
+      }),
+    );
     expect((await send('GET', '/admin/models', { on: bare })).status).toBe(200);
     expect((await send('GET', '/admin/models', { on: bare, key: wrongKey })).status).toBe(401);
     expect((await send('GET', '/admin/audit', { on: bare })).status).toBe(404);

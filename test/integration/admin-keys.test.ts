@@ -12,7 +12,7 @@ import { registerAdminApi } from '../../src/control/admin-api.js';
 import type { AdminPrincipal } from '../../src/control/admin-auth.js';
 import { AuditLog } from '../../src/control/audit-log.js';
 import { openStore, type Store } from '../../src/store/database.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { adminApiOptions } from '../support/admin.js';
 
 const adminKey = 'test-admin-key-keys-4be1c0d97a';
 
@@ -43,21 +43,20 @@ async function startControlPlane(path: string): Promise<ControlPlane> {
   let compiled = keys.table();
   let changes = 0;
   const app: FastifyInstance = Fastify();
-  registerAdminApi(app, {
-    key: adminKey,
-    modelStore: () => Promise.reject(new Error('no model store in this test')),
-    runner: undefined,
-    routing: { deployments: () => [], reload: undefined },
-    logger: createLogger('silent'),
-    audit: new AuditLog(store.db),
-    keys: {
-      store: keys,
-      changed: () => {
-        changes++;
-        compiled = keys.table();
+  registerAdminApi(
+    app,
+    adminApiOptions({
+      key: adminKey,
+      audit: new AuditLog(store.db),
+      keys: {
+        store: keys,
+        changed: () => {
+          changes++;
+          compiled = keys.table();
+        },
       },
-    },
-  });
+    }),
+  );
   app.addHook('preHandler', (request, _reply, done) => {
     if (principal !== undefined) request.adminPrincipal = principal;
     done();
@@ -496,13 +495,7 @@ describe('a restart', () => {
 describe('without a key store', () => {
   it('has no key, team or user routes', async () => {
     const bare = Fastify();
-    registerAdminApi(bare, {
-      key: adminKey,
-      modelStore: () => Promise.reject(new Error('unused')),
-      runner: undefined,
-      routing: { deployments: () => [], reload: undefined },
-      logger: createLogger('silent'),
-    });
+    registerAdminApi(bare, adminApiOptions({ key: adminKey }));
     for (const url of ['/admin/keys', '/admin/teams', '/admin/users']) {
       const response = await bare.inject({
         method: 'GET',

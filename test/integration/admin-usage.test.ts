@@ -11,6 +11,7 @@ import { openStore, type Store } from '../../src/store/database.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { cost, PriceTable } from '../../src/telemetry/pricing.js';
 import { UsageLedger, type UsageRecord } from '../../src/telemetry/usage-ledger.js';
+import { adminApiOptions } from '../support/admin.js';
 
 const adminKey = 'test-admin-key-usage-4e7d21c9';
 const prices = new PriceTable();
@@ -53,14 +54,14 @@ function served(
 
 function adminApp(usage: UsageLedger | undefined): FastifyInstance {
   const instance = Fastify();
-  registerAdminApi(instance, {
-    key: adminKey,
-    modelStore: async () => new ModelStore({ root: join(directory, 'models') }),
-    runner: undefined,
-    routing: { deployments: () => [], reload: undefined },
-    logger: createLogger('silent'),
-    ...(usage === undefined ? {} : { usage }),
-  });
+  registerAdminApi(
+    instance,
+    adminApiOptions({
+      key: adminKey,
+      modelStore: async () => new ModelStore({ root: join(directory, 'models') }),
+      ...(usage === undefined ? {} : { usage }),
+    }),
+  );
   return instance;
 }
 
