@@ -3,11 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseSseEvent, SseSplitter } from '../../src/providers/sse.js';
 import { openStore } from '../../src/store/database.js';
 import { readPayloadCapture } from '../../src/telemetry/payload-capture.js';
 import { captureKeyRing } from '../../src/telemetry/payload-crypto.js';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { type Answer, send, sseEvents, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type MockUpstream, startMockUpstream } from '../support/mock-upstream.js';
 
 /**
@@ -23,36 +22,6 @@ const promptTokens = 2;
 const completionTokens = 6;
 /** How OpenAI writes x-ratelimit-reset-*: Go's time.Duration, "1m0s", "1.2s", "340ms". */
 const goDuration = /^(\d+h)?(\d+m)?\d+(\.\d+)?(ms|s)$/;
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-  /** The body parsed as JSON, or undefined for a stream. */
-  json: any;
-}
-
-async function send(
-  gateway: TestGateway,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Answer> {
-  const response = await fetch(`${gateway.url}${path}`, {
-    method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  const isJson = response.headers.get('content-type')?.startsWith('application/json') === true;
-  return {
-    status: response.status,
-    headers: response.headers,
-    text,
-    json: isJson ? JSON.parse(text) : undefined,
-  };
-}
 
 function chat(
   gateway: TestGateway,
@@ -87,11 +56,6 @@ async function createTeam(gateway: TestGateway, settings: Record<string, unknown
   const answer = await admin(gateway, 'POST', '/teams', settings);
   expect(answer.status, answer.text).toBe(201);
   return answer.json;
-}
-
-function events(text: string) {
-  const splitter = new SseSplitter();
-  return [...splitter.push(text), splitter.flush()].filter((event) => event.trim() !== '').map(parseSseEvent);
 }
 
 /** A number header, failing the test when it is missing. */
@@ -494,7 +458,7 @@ describe('token limits settle to what was used', () => {
     const streamed = await chat(switchyard, key, 'mock-model', { stream: true, max_tokens: 500 });
     expect(streamed.status, streamed.text).toBe(200);
     expect(numberHeader(streamed, 'x-ratelimit-remaining-tokens')).toBe(tpm - estimate);
-    const chunks = events(streamed.text).filter((event) => event.data !== '[DONE]');
+    const chunks = sseEvents(streamed.text).filter((event) => event.data !== '[DONE]');
     expect(chunks.map((event) => JSON.parse(event.data).usage ?? null)).toEqual(chunks.map(() => null));
     expect(provider.requests.at(-1)!.json.stream_options).toEqual({ include_usage: true });
 
@@ -521,7 +485,7 @@ describe('token limits settle to what was used', () => {
     expect(streamed.status, streamed.text).toBe(200);
     const reserved = tpm - numberHeader(streamed, 'x-ratelimit-remaining-tokens');
     expect(reserved).toBeGreaterThan(500);
-    const delta = events(streamed.text).find((event) => event.event === 'message_delta');
+    const delta = sseEvents(streamed.text).find((event) => event.event === 'message_delta');
     expect(JSON.parse(delta!.data).usage).toMatchObject({ output_tokens: completionTokens });
 
     const next = await send(switchyard, 'POST', '/v1/messages', { ...body, stream: false }, headers);

@@ -6,8 +6,7 @@ import Sqlite from 'libsql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
-import { parseSseEvent, SseSplitter } from '../../src/providers/sse.js';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { type Answer, send, sseEvents, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type MockUpstream, rateLimited, startMockUpstream } from '../support/mock-upstream.js';
 import { seededRandom as seeded } from '../support/seeded-random.js';
 
@@ -22,51 +21,13 @@ const adminKey = 'reliability-admin-key-0123456789';
 const chatPath = '/v1/chat/completions';
 const messages = [{ role: 'user', content: 'hi' }];
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-  /** The body parsed as JSON, or undefined for a stream. */
-  json: any;
-  /** Milliseconds from sending to the end of the body. */
-  elapsed: number;
-}
-
-async function post(
-  gateway: TestGateway,
-  path: string,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Promise<Answer> {
-  const started = performance.now();
-  const response = await fetch(`${gateway.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  const isJson = response.headers.get('content-type')?.startsWith('application/json') === true;
-  return {
-    status: response.status,
-    headers: response.headers,
-    text,
-    json: isJson ? JSON.parse(text) : undefined,
-    elapsed: performance.now() - started,
-  };
-}
-
 function chat(
   gateway: TestGateway,
   model: string,
   fields: Record<string, unknown> = {},
   headers: Record<string, string> = {},
 ): Promise<Answer> {
-  return post(gateway, chatPath, { model, messages, ...fields }, headers);
-}
-
-function events(text: string) {
-  const splitter = new SseSplitter();
-  return [...splitter.push(text), splitter.flush()].filter((event) => event.trim() !== '').map(parseSseEvent);
+  return send(gateway, 'POST', chatPath, { model, messages, ...fields }, headers);
 }
 
 interface DeploymentView {
@@ -554,7 +515,7 @@ models:
     const before = streaming.count(chatPath);
     const answer = await chat(gateway, 'streamer', { stream: true });
     expect(answer.status).toBe(200);
-    const data = events(answer.text).map((event) => event.data);
+    const data = sseEvents(answer.text).map((event) => event.data);
     expect(data).toHaveLength(3);
     expect(JSON.parse(data[1]!).choices[0].delta.content).toBe('Hello');
     expect(JSON.parse(data[2]!).error.code).toMatch(/^upstream_(connection_reset|stream_failed)$/);
@@ -567,7 +528,7 @@ models:
     const answer = await chat(gateway, 'streamer', { stream: true });
     expect(answer.status).toBe(200);
     expect(answer.headers.get('x-switchyard-attempts')).toBe('2');
-    const data = events(answer.text).map((event) => event.data);
+    const data = sseEvents(answer.text).map((event) => event.data);
     expect(data.at(-1)).toBe('[DONE]');
     expect(data.join('')).not.toContain('"error"');
     expect(streaming.count(chatPath) - before).toBe(2);
@@ -582,10 +543,10 @@ models:
 
   it('retries an Anthropic stream that failed before its first byte', async () => {
     streaming.setSchedule([{ kind: 'error', status: 500 }]);
-    const answer = await post(gateway, '/v1/messages', anthropicRequest);
+    const answer = await send(gateway, 'POST', '/v1/messages', anthropicRequest);
     expect(answer.status).toBe(200);
     expect(answer.headers.get('x-switchyard-attempts')).toBe('2');
-    const names = events(answer.text).map((event) => event.event);
+    const names = sseEvents(answer.text).map((event) => event.event);
     expect(names[0]).toBe('message_start');
     expect(names.at(-1)).toBe('message_stop');
     expect(names).not.toContain('error');
@@ -594,9 +555,9 @@ models:
   it('ends an Anthropic stream cut mid-way with an Anthropic error event', async () => {
     streaming.setBehaviour({ kind: 'cut', afterChunks: 3 });
     const before = streaming.count(chatPath);
-    const answer = await post(gateway, '/v1/messages', anthropicRequest);
+    const answer = await send(gateway, 'POST', '/v1/messages', anthropicRequest);
     expect(answer.status).toBe(200);
-    const received = events(answer.text);
+    const received = sseEvents(answer.text);
     expect(received[0]?.event).toBe('message_start');
     expect(received.map((event) => event.event)).not.toContain('message_stop');
     const last = received.at(-1)!;

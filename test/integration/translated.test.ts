@@ -1,8 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSseEvent, SseSplitter } from '../../src/providers/sse.js';
 import { type FixtureUpstream, startFixtureUpstream } from '../support/fixture-upstream.js';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { sseEvents, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type MockUpstream, startMockUpstream } from '../support/mock-upstream.js';
 
 /**
@@ -72,11 +71,6 @@ async function post(path: string, body: unknown) {
   return { response, text: await response.text() };
 }
 
-function events(text: string) {
-  const splitter = new SseSplitter();
-  return [...splitter.push(text), splitter.flush()].filter((event) => event.trim() !== '').map(parseSseEvent);
-}
-
 describe('a parameter the target cannot carry', () => {
   it('is refused with a 400 naming the parameter, the target and the fix', async () => {
     const sent = vendor.requests.length;
@@ -134,7 +128,7 @@ describe('a stream that fails after its first event', () => {
       stream: true,
     });
     expect(response.status).toBe(200);
-    const data = events(text).map((event) => event.data);
+    const data = sseEvents(text).map((event) => event.data);
     expect(data).not.toContain('[DONE]');
     expect(JSON.parse(data.at(-1)!).error.code).toBe('upstream_overloaded');
     // The text decoded before the failure reached the client.
@@ -154,7 +148,7 @@ describe('a stream that fails after its first event', () => {
       stream: true,
     });
     expect(response.status).toBe(200);
-    const received = events(text);
+    const received = sseEvents(text);
     expect(received[0]?.event).toBe('message_start');
     expect(received.map((event) => event.event)).not.toContain('message_stop');
     const last = received.at(-1)!;
@@ -172,7 +166,7 @@ describe('a stream that fails after its first event', () => {
     });
     openaiUpstream.setBehaviour({ kind: 'ok' });
     expect(response.status).toBe(200);
-    const last = events(text).at(-1)!;
+    const last = sseEvents(text).at(-1)!;
     expect(last.event).toBe('error');
   });
 });

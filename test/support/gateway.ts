@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { parseConfigText } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
 import { type GatewayOptions, type RunningGateway, startGateway } from '../../src/gateway/runtime.js';
+import { parseSseEvent, SseSplitter } from '../../src/providers/sse.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 
 export interface TestGateway extends RunningGateway {
@@ -47,4 +48,46 @@ models:
         api_key: upstream-secret
         model: ${extra.upstreamModel ?? extra.model ?? 'test-model'}
 ${extra.target ?? ''}`;
+}
+
+/** A gateway's answer, read whole. */
+export interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The body parsed as JSON, or undefined for a stream. */
+  json: any;
+  /** Milliseconds from sending to the end of the body. */
+  elapsed: number;
+}
+
+/** Sends a request to the gateway and reads the whole answer; a body goes as JSON. */
+export async function send(
+  gateway: RunningGateway,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const started = performance.now();
+  const response = await fetch(`${gateway.url}${path}`, {
+    method,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  const isJson = response.headers.get('content-type')?.startsWith('application/json') === true;
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    json: isJson ? JSON.parse(text) : undefined,
+    elapsed: performance.now() - started,
+  };
+}
+
+/** The events of a whole server-sent event stream, parsed. */
+export function sseEvents(text: string) {
+  const splitter = new SseSplitter();
+  return [...splitter.push(text), splitter.flush()].filter((event) => event.trim() !== '').map(parseSseEvent);
 }
