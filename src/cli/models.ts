@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createDemoModel, type DemoModelSize } from '../runner/gguf/index.js';
+import { createDemoModel, type DemoModelSize, demoModelSizes } from '../runner/gguf/index.js';
 import { openLocalModelStore } from '../runner/local-model-store.js';
 import {
   formatBytes,
@@ -22,7 +22,7 @@ const modelsUsage = `Usage:
   switchyard models inspect NAME[:TAG]
   switchyard models rm NAME[:TAG]
   switchyard models import FILE.gguf --name NAME[:TAG] [--sha256 HEX]
-  switchyard models create-demo [--size tiny|small] [--name NAME[:TAG]] [--seed N]
+  switchyard models create-demo [--size tiny|small|large] [--name NAME[:TAG]] [--seed N]
       A random-weight llama model for tests and demos: it answers with gibberish.
 Models live under $SWITCHYARD_DATA_DIR/models (default ~/.local/share/switchyard/models).
 `;
@@ -156,7 +156,7 @@ async function createDemo(args: string[]): Promise<number> {
     },
   });
   const size = values.size as DemoModelSize;
-  if (size !== 'tiny' && size !== 'small') return usageError('--size must be tiny or small');
+  if (!demoModelSizes.includes(size)) return usageError('--size must be tiny, small or large');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) return usageError('--seed must be a whole number');
   const { demo, manifest } = await writeDemoModel(

@@ -11,7 +11,7 @@ import {
   type LlamaModel,
 } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chatMlTemplate, createDemoModel, type DemoModel } from './demo-model.js';
+import { chatMlTemplate, createDemoModel, type DemoModel, demoParameterCount } from './demo-model.js';
 import { GgufFormatError } from './gguf-format-error.js';
 import { readGgufInfo } from './gguf-reader.js';
 import type { WritableTensorType } from './tensor-encoding.js';
@@ -54,6 +54,12 @@ describe('createDemoModel', () => {
     const info = await readGgufInfo(small.path, { maximumArrayItems: 0 });
     expect(info).toMatchObject({ parameterCount: small.parameterCount, blockCount: 8, contextLength: 4096 });
     await rm(small.path);
+    expect(demoParameterCount('small')).toBe(small.parameterCount);
+  });
+
+  it('counts about 1 B parameters for the large one, without writing its 1 GB', () => {
+    expect(demoParameterCount('large')).toBeGreaterThan(900_000_000);
+    expect(demoParameterCount('large')).toBeLessThan(1_200_000_000);
   });
 });
 

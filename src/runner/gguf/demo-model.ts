@@ -4,7 +4,9 @@ import { type GgufTensorSource, writeGguf } from './gguf-writer.js';
 import { SeededRandom } from './seeded-random.js';
 import type { WritableTensorType } from './tensor-encoding.js';
 
-export type DemoModelSize = 'tiny' | 'small';
+export type DemoModelSize = 'tiny' | 'small' | 'large';
+
+export const demoModelSizes: readonly DemoModelSize[] = ['tiny', 'small', 'large'];
 
 /** The shape of a llama-architecture transformer. */
 interface DemoShape {
@@ -19,6 +21,9 @@ interface DemoShape {
 /**
  * 'tiny' is about 1 M parameters (about 1 MB as Q8_0): loads and answers in milliseconds, for
  * tests. 'small' is about 25 M parameters: big enough that speed figures mean something on a CPU.
+ * 'large' is about 1 B parameters (about 1.1 GB as Q8_0), the shape of the smallest real chat
+ * models: on a GPU a decode step of 'small' is bound by kernel launches, so batching's gain there
+ * shows only on a model this size (bench:runner with BENCH_MODEL_SIZE=large).
  * Every width is a multiple of 32, so every matrix row is whole Q8_0 blocks.
  */
 const shapes: Record<DemoModelSize, DemoShape> = {
@@ -36,6 +41,14 @@ const shapes: Record<DemoModelSize, DemoShape> = {
     headCount: 8,
     headCountKv: 4,
     feedForwardLength: 1344,
+    contextLength: 4096,
+  },
+  large: {
+    embeddingLength: 2048,
+    blockCount: 22,
+    headCount: 32,
+    headCountKv: 4,
+    feedForwardLength: 5632,
     contextLength: 4096,
   },
 };
@@ -122,11 +135,19 @@ export async function createDemoModel(options: DemoModelOptions): Promise<DemoMo
   };
 
   const written = await writeGguf(path, { metadata, tensors });
-  const parameterCount = tensors.reduce(
+  return { ...written, parameterCount: countParameters(tensors) };
+}
+
+/** How many parameters the demo model of `size` has, without writing it. */
+export function demoParameterCount(size: DemoModelSize): number {
+  return countParameters(demoTensors(shapes[size], demoVocabulary().tokens.length, 1, 'Q8_0'));
+}
+
+function countParameters(tensors: readonly GgufTensorSource[]): number {
+  return tensors.reduce(
     (sum, tensor) => sum + tensor.dimensions.reduce((product, dimension) => product * dimension, 1),
     0,
   );
-  return { ...written, parameterCount };
 }
 
 /** llama.cpp's tensor names and shapes for the llama architecture, in ggml order (input width first). */

@@ -1,4 +1,11 @@
-export { createDemoModel, type DemoModel, type DemoModelOptions, type DemoModelSize } from './demo-model.js';
+export {
+  createDemoModel,
+  type DemoModel,
+  type DemoModelOptions,
+  type DemoModelSize,
+  demoModelSizes,
+  demoParameterCount,
+} from './demo-model.js';
 export {
   type GgufArrayItem,
   type GgufArrayValue,
