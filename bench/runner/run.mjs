@@ -8,18 +8,23 @@
 // of the paired rounds' ratios. Then the first request's time to first token on a cold runner,
 // on a preloaded one, and a warm request's. Writes its section of BENCHMARKS.md.
 //
-// The HTTP client is node:http reading raw chunks, not fetch: on two cores the client competes
-// with the runner for CPU, and fetch's web streams cost it several times more per event.
+// Each side runs in a process of its own (side.mjs): the direct script, as a user would run it,
+// and the HTTP client of Switchyard, as a user's client would be. This process only directs them
+// and is idle while they measure, so neither side shares a process, its event loop or its
+// garbage collector with the other.
 //
-// Options (environment): BENCH_ROUNDS (default 8; even, so each side runs first equally often;
-// each client makes 3 requests per side per round), BENCH_NO_WRITE=1 (print only), BENCH_GPU=1
-// (both sides offload every layer to the GPU; writes the "Local runner on a GPU" section
-// instead), BENCH_OUT=FILE (also write the section to FILE, for a machine whose BENCHMARKS.md is
-// a copy). Every round's pairs are printed as well, for pooling across runs.
+// Options (environment): BENCH_ROUNDS (default 8; even, so each side runs first equally often),
+// BENCH_REQUESTS (default 3: requests a client makes per side per round), BENCH_MAX_TOKENS
+// (default 128: tokens a request generates), BENCH_NO_WRITE=1 (print only), BENCH_GPU=1 (both
+// sides offload every layer to the GPU; writes the "Local runner on a GPU" section instead),
+// BENCH_MODEL_SIZE=large (the ~1 B-parameter demo model instead of the ~25 M one, which does not
+// fit in a CPU's cache and whose GPU steps are not bound by kernel launches, so batching can pay;
+// writes a section of its own; on a CPU, fewer rounds, requests and tokens keep it to minutes),
+// BENCH_OUT=FILE (also write the section to FILE, for a machine whose BENCHMARKS.md is a copy).
+// Every round's pairs are printed as well, for pooling across runs.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,18 +34,27 @@ const { readNvidiaGpus } = await import(path.join(root, 'dist/runner/gpu-metrics
 const { currentPoolThreads, runnerPoolThreads } = await import(
   path.join(root, 'dist/runner/engine/threads.js')
 );
-// libuv pool sizes: this process's (the direct side's) and the one serve gives its runner.
+// libuv pool sizes: the direct side's (it inherits this process's environment) and the one serve
+// gives its runner.
 const pools = {
   direct: currentPoolThreads(),
   runner: runnerPoolThreads(undefined, process.env.UV_THREADPOOL_SIZE),
 };
 const cli = path.join(root, 'dist/cli/main.js');
 const rounds = Number(process.env.BENCH_ROUNDS ?? 8);
-const requestsPerRound = 3;
+const requestsPerRound = Number(process.env.BENCH_REQUESTS ?? 3);
 const concurrencies = [1, 2, 4, 8];
-const settings = { threads: 1, parallel: 8, contextSize: 2048, maxTokens: 128 };
+const settings = {
+  threads: 1,
+  parallel: 8,
+  contextSize: 2048,
+  maxTokens: Number(process.env.BENCH_MAX_TOKENS ?? 128),
+};
 const gpu = process.env.BENCH_GPU === '1';
-const marker = gpu ? 'runner-gpu' : 'runner';
+const size = process.env.BENCH_MODEL_SIZE ?? 'small';
+if (size !== 'small' && size !== 'large') throw new Error('BENCH_MODEL_SIZE must be small or large');
+const demo = `demo:${size}`;
+const marker = `${gpu ? 'runner-gpu' : 'runner'}${size === 'small' ? '' : `-${size}`}`;
 const prompt = [{ role: 'user', content: 'Tell me a long story about a family and their animal.' }];
 const temporary = mkdtempSync(path.join(os.tmpdir(), 'switchyard-bench-runner-'));
 const children = new Set();
@@ -74,53 +88,36 @@ const median = (values) => {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Direct: node-llama-cpp with the same settings, no HTTP.
+// The sides: each in its own process (side.mjs), measuring its own requests.
 
-async function loadDirect(modelPath) {
-  const { getLlama, LlamaChat, resolveChatWrapper } = await import('node-llama-cpp');
-  const llama = await getLlama({ build: 'never', gpu: gpu ? 'auto' : false });
-  if (gpu && llama.gpu === false) throw new Error('BENCH_GPU=1, but node-llama-cpp found no GPU');
-  const model = await llama.loadModel({ modelPath });
-  const context = await model.createContext({
-    contextSize: settings.contextSize,
-    sequences: settings.parallel,
-    threads: settings.threads,
+const sideSettings = { ...settings, gpu, prompt };
+
+/** Starts side.mjs as `direct` or `client`; `measure` runs one job there and returns its result. */
+async function startSide(...args) {
+  const child = spawn(process.execPath, [path.join(root, 'bench/runner/side.mjs'), ...args], {
+    cwd: root,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const history = [
-    { type: 'user', text: prompt[0].content },
-    { type: 'model', response: [] },
-  ];
-  // The chat wrapper resolved once and one sequence per client, cleared between requests: what a
-  // careful direct script does (resolving the wrapper costs about 140 ms a request).
-  const chatWrapper = resolveChatWrapper(model);
-  const sequences = Array.from({ length: settings.parallel }, () => context.getSequence());
-  const one = async (client) => {
-    const sequence = sequences[client];
-    const chat = new LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false });
-    const started = performance.now();
-    let first;
-    let tokens = 0;
-    try {
-      await chat.generateResponse(history, {
-        maxTokens: settings.maxTokens,
-        temperature: 0,
-        onToken: (chunk) => {
-          first ??= performance.now() - started;
-          tokens += chunk.length;
-        },
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const next = () =>
+    new Promise((resolve, reject) => {
+      const onExit = (code) => reject(new Error(`bench side ${args[0]} exited (${code})`));
+      child.once('exit', onExit);
+      child.once('message', (message) => {
+        child.off('exit', onExit);
+        if (message.error) reject(new Error(`bench side ${args[0]}: ${message.error}`));
+        else resolve(message);
       });
-    } finally {
-      chat.dispose({ disposeSequence: false });
-      await sequence.clearHistory();
-    }
-    return { tokens, ttft: first ?? Number.NaN };
+    });
+  await next();
+  return {
+    measure: (job) => {
+      child.send({ measure: job });
+      return next();
+    },
+    close: () => stop(child),
   };
-  await one(0); // warm-up
-  const close = async () => {
-    await context.dispose();
-    await model.dispose();
-  };
-  return { one, close };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,12 +138,12 @@ runner:
   context_size: ${settings.contextSize}
   max_queue: 64
   keep_alive: -1
-  preload: [${preload ? 'demo:small' : ''}]
+  preload: [${preload ? demo : ''}]
 models:
   - name: bench
     targets:
       - kind: local
-        model: demo:small
+        model: ${demo}
 `,
   );
   return file;
@@ -169,62 +166,6 @@ async function startServe(name, preload) {
   return { url, child };
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-
-/** One streamed request; finds the first token and the usage by searching the raw text. */
-function streamOnce(url) {
-  const body = JSON.stringify({
-    model: 'bench',
-    messages: prompt,
-    max_tokens: settings.maxTokens,
-    temperature: 0,
-    stream: true,
-    stream_options: { include_usage: true },
-  });
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      `${url}/v1/chat/completions`,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
-      (response) => {
-        let first;
-        let tail = '';
-        response.setEncoding('utf8');
-        response.on('data', (text) => {
-          // The role chunk's content is empty; the first non-empty content is the first token.
-          if (first === undefined && /"content":"[^"]/.test(text)) first = performance.now() - started;
-          tail = (tail + text).slice(-1000);
-        });
-        response.on('end', () => {
-          if (response.statusCode !== 200) return reject(new Error(`HTTP ${response.statusCode}: ${tail}`));
-          const tokens = Number(/"completion_tokens":(\d+)/.exec(tail)?.[1] ?? Number.NaN);
-          resolve({ tokens, ttft: first ?? Number.NaN });
-        });
-        response.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end(body);
-  });
-}
-
-async function measure(concurrency, one) {
-  const ttfts = [];
-  let tokens = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, client) => {
-      for (let request = 0; request < requestsPerRound; request++) {
-        const result = await one(client);
-        tokens += result.tokens;
-        ttfts.push(result.ttft);
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  return { tokensPerSecond: tokens / seconds, ttfts };
-}
-
 /**
  * Each round measures every concurrency, and at each one both sides back to back in ABBA order
  * (direct first in even rounds, Switchyard first in odd ones), so neither side always runs second
@@ -232,7 +173,7 @@ async function measure(concurrency, one) {
  * each side's median over the rounds. Ratios are medians of per-round pairs measured seconds
  * apart: Switchyard / direct at each concurrency, and 4 concurrent / 1 for the batching gain.
  */
-async function compare(directOne, switchyardOne) {
+async function compare(direct, switchyard) {
   const sides = { direct: {}, switchyard: {} };
   for (const side of Object.values(sides)) {
     for (const concurrency of concurrencies) side[concurrency] = { rates: [], ttfts: [] };
@@ -241,12 +182,12 @@ async function compare(directOne, switchyardOne) {
     process.stdout.write(`   round ${round + 1} of ${rounds}\n`);
     for (const concurrency of concurrencies) {
       const order = [
-        ['direct', directOne],
-        ['switchyard', switchyardOne],
+        ['direct', direct],
+        ['switchyard', switchyard],
       ];
       if (round % 2 === 1) order.reverse();
-      for (const [name, one] of order) {
-        const result = await measure(concurrency, one);
+      for (const [name, measure] of order) {
+        const result = await measure({ concurrency, requests: requestsPerRound });
         sides[name][concurrency].rates.push(result.tokensPerSecond);
         sides[name][concurrency].ttfts.push(...result.ttfts);
       }
@@ -279,22 +220,25 @@ async function stop(child) {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  await output(run(['models', 'create-demo', '--size', 'small']));
-  const manifest = JSON.parse(await output(run(['models', 'inspect', 'demo:small'])));
+  await output(run(['models', 'create-demo', '--size', size]));
+  const manifest = JSON.parse(await output(run(['models', 'inspect', demo])));
   const modelPath = path.join(temporary, 'models', 'blobs', manifest.digest.replace(':', '-'));
 
-  process.stdout.write('== direct (node-llama-cpp) loaded in this process\n');
-  const direct = await loadDirect(modelPath);
+  process.stdout.write('== direct (node-llama-cpp) loaded in its own process\n');
+  const direct = await startSide('direct', modelPath, JSON.stringify(sideSettings));
+  const client = await startSide('client', JSON.stringify(sideSettings));
+  /** One request's time to first token, from the client process. */
+  const firstToken = async (url) => (await client.measure({ concurrency: 1, requests: 1, url })).ttfts[0];
 
   process.stdout.write('== switchyard (cold runner: first request loads the model)\n');
   const cold = await startServe('cold', false);
-  const coldFirst = await streamOnce(cold.url);
+  const coldFirst = { ttft: await firstToken(cold.url) };
   // A warm request's time to first token: the median of a few, as one sample is noise here.
   const warmTtfts = [];
-  for (let request = 0; request < 5; request++) warmTtfts.push((await streamOnce(cold.url)).ttft);
+  for (let request = 0; request < 5; request++) warmTtfts.push(await firstToken(cold.url));
   const warm = { ttft: median(warmTtfts) };
   process.stdout.write(`   ${concurrencies.join(', ')} concurrent, direct and Switchyard alternating\n`);
-  const compared = await compare(direct.one, () => streamOnce(cold.url));
+  const compared = await compare(direct.measure, (job) => client.measure({ ...job, url: cold.url }));
   process.stdout.write(
     `   per-round pairs: ${JSON.stringify({ ratios: compared.ratios, batching: compared.batching })}\n`,
   );
@@ -306,9 +250,10 @@ async function main() {
   const preloadedTtfts = [];
   for (let start = 0; start < 3; start++) {
     const preloaded = await startServe(`preloaded-${start}`, true);
-    preloadedTtfts.push((await streamOnce(preloaded.url)).ttft);
+    preloadedTtfts.push(await firstToken(preloaded.url));
     await stop(preloaded.child);
   }
+  await client.close();
   const preloadedFirst = { ttft: median(preloadedTtfts) };
 
   const range = (values) => `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}`;
@@ -325,15 +270,15 @@ async function main() {
     ? `${os.cpus().length} CPUs and ${(await readNvidiaGpus()).map((card) => card.name).join(', ') || 'an unnamed GPU'}; Node ${process.version}; node-llama-cpp with the CUDA binary, every layer on the GPU`
     : `${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} CPUs; Node ${process.version}; node-llama-cpp with the CPU binary`;
   const section = `<!-- ${marker}:start -->
-## ${gpu ? 'Local runner on a GPU' : 'Local runner'}
+## ${gpu ? 'Local runner on a GPU' : 'Local runner'}${size === 'small' ? '' : `, ${size} demo model`}
 
 Generated by \`npm run bench:runner\` (bench/runner/run.mjs) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; do not edit by hand.
 
 - Machine: ${machine}.
-- Model: the small demo model (${(manifest.metadata.parameter_count / 1e6).toFixed(1)} M parameters, Q8_0, random weights).
+- Model: the ${size} demo model (${(manifest.metadata.parameter_count / 1e6).toFixed(1)} M parameters, Q8_0, random weights).
 - Settings, the same for both: ${settings.threads} thread, ${settings.parallel} sequences of ${settings.contextSize} tokens, temperature 0, at most ${settings.maxTokens} tokens a request.
-- Direct: node-llama-cpp's LlamaChat on one context, in-process. Switchyard: \`serve\` → supervised runner, streamed over HTTP with usage, read by a node:http client.
-- libuv thread pool, where node-llama-cpp's decode and sampling steps run: direct ${pools.direct} (this process's${process.env.UV_THREADPOOL_SIZE === undefined ? ", Node's default" : ', UV_THREADPOOL_SIZE'}), runner ${pools.runner} (what serve gives it here, \`runner.pool_threads\` unset).
+- Direct: node-llama-cpp's LlamaChat on one context, in a process of its own. Switchyard: \`serve\` → supervised runner, streamed over HTTP with usage, read by a node:http client in another process.
+- libuv thread pool, where node-llama-cpp's decode and sampling steps run: direct ${pools.direct} (${process.env.UV_THREADPOOL_SIZE === undefined ? "Node's default" : 'UV_THREADPOOL_SIZE'}), runner ${pools.runner} (what serve gives it here, \`runner.pool_threads\` unset).
 - ${rounds} rounds; each measures every concurrency, both sides back to back in ABBA order (${requestsPerRound} requests per client each time). Throughput and TTFT are each side's median over the rounds; ratios are medians of per-round pairs (their range beside them), so the machine's drift between minutes cancels out of them.
 
 | concurrent requests | direct tok/s | Switchyard tok/s | ratio | ratio per round | direct TTFT p50 ms | Switchyard TTFT p50 ms |
