@@ -78,6 +78,8 @@ function modelStats(change: Partial<EngineModelStats>): EngineModelStats {
     unloadInMs: null,
     estimatedVramBytes: 0,
     processor: null,
+    decodeSteps: 0,
+    decodeStepSequences: 0,
     ...change,
   };
 }

@@ -134,6 +134,10 @@ export interface EngineModelStats {
   readonly unloadInMs: number | null;
   /** Where the loaded model runs; null when it is not loaded. */
   readonly processor: EngineProcessor | null;
+  /** Decode steps of the model's chat context, over every load. */
+  readonly decodeSteps: number;
+  /** Sequences those steps held, summed: over `decodeSteps`, how full a step was on average. */
+  readonly decodeStepSequences: number;
 }
 
 /**

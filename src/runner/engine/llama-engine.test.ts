@@ -75,6 +75,72 @@ describe('LlamaEngine', () => {
     expect(result.timings.totalMs).toBeGreaterThanOrEqual(result.timings.firstTokenMs!);
   });
 
+  it('decodes every generating sequence in each step, and counts the steps and how full they were', async () => {
+    const settings = { path, contextSize: 512, parallel: 4 };
+    await engine.load('batched', settings);
+    const before = stats('batched');
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        engine.chat({ model: 'batched', settings, messages: count, maxTokens: 32, temperature: 0 }),
+      ),
+    );
+    expect(results.map((result) => result.usage.completionTokens)).toEqual([32, 32, 32, 32]);
+    const steps = stats('batched').decodeSteps - before.decodeSteps;
+    const sequences = stats('batched').decodeStepSequences - before.decodeStepSequences;
+    // 4 prompts and 4 × 31 later tokens: left to node-llama-cpp, each step held 3 of the 4.
+    expect(sequences).toBe(4 + 4 * 31);
+    expect(sequences / steps).toBeGreaterThan(3.5);
+  });
+
+  it("relies on node-llama-cpp still keeping its queued decodes' sequence ids, in the strategy's order", async () => {
+    // StepGate reads LlamaContext._queuedDecodes (internal) to order each step by sequence id.
+    const llama = await getLlama({
+      build: 'never',
+      gpu: false,
+      maxThreads: 1,
+      logLevel: LlamaLogLevel.error,
+    });
+    try {
+      const model = await llama.loadModel({ modelPath: path });
+      const seen: { items: number; ids: unknown[]; sameOrder: boolean }[] = [];
+      let context: { _queuedDecodes?: unknown } | undefined;
+      const created = await model.createContext({
+        contextSize: 256,
+        sequences: 2,
+        threads: 1,
+        batching: {
+          itemPrioritizationStrategy: ({ items }) => {
+            const queued = context?._queuedDecodes;
+            const list = Array.isArray(queued) ? queued : [];
+            seen.push({
+              items: items.length,
+              ids: list.map((q) => q.sequenceId),
+              // The item at each place holds the very tokens of the queued decode at that place.
+              sameOrder: items.every((item, index) => list[index]?.tokens === item.tokens),
+            });
+            return items.map((item) => ({ item, processAmount: item.tokens.length }));
+          },
+        },
+      });
+      context = created as unknown as { _queuedDecodes?: unknown };
+      const [first, second] = [created.getSequence(), created.getSequence()];
+      const tokens = model.tokenize('Count to ten');
+      await Promise.all([
+        first.evaluateWithoutGeneratingNewTokens(tokens),
+        second.evaluateWithoutGeneratingNewTokens(tokens),
+      ]);
+      expect(seen.length).toBeGreaterThan(0);
+      for (const step of seen) {
+        expect(step.ids).toHaveLength(step.items);
+        expect(step.ids.every((id) => id === 0 || id === 1)).toBe(true);
+        expect(step.sameOrder).toBe(true);
+      }
+      expect(new Set(seen.flatMap((step) => step.ids))).toEqual(new Set([0, 1]));
+    } finally {
+      await llama.dispose();
+    }
+  });
+
   it('rejects with the abort reason mid-generation and frees the sequence at once', async () => {
     const controller = new AbortController();
     let tokens = 0;

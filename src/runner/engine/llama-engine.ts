@@ -37,6 +37,7 @@ import {
   type VramState,
 } from './memory-budget.js';
 import { ModelOverloadedError, SlotQueue } from './slot-queue.js';
+import { type QueuedDecodes, StepGate } from './step-gate.js';
 import { defaultThreadCount } from './threads.js';
 
 export interface LlamaEngineOptions {
@@ -190,6 +191,12 @@ interface LoadedModel {
    */
   readonly idleSequences: LlamaContextSequence[];
   /**
+   * Every sequence made, in the order made, which is the order of their ids in llama.cpp (they are
+   * never disposed while the model is loaded). The lowest idle one serves the next request, so the
+   * sequences in use stay a run of consecutive ids that llama.cpp decodes in one step (StepGate).
+   */
+  readonly sequences: LlamaContextSequence[];
+  /**
    * Made by the first embedding request and kept until the model unloads: llama.cpp computes
    * embeddings only in a context created for them, so the chat context cannot serve them.
    */
@@ -233,6 +240,8 @@ interface ModelEntry {
   keepAliveMs: number;
   idleTimer: NodeJS.Timeout | undefined;
   unloads: number;
+  /** Holds each decode step of the model's chat context until every generating sequence is in it. */
+  readonly gate: StepGate;
 }
 
 /**
@@ -347,7 +356,7 @@ export class LlamaEngine {
       try {
         const loaded = await this.#ensureLoaded(request.model, entry);
         signal?.throwIfAborted();
-        return await this.#generate(loaded, request, grammar, started);
+        return await this.#generate(loaded, entry.gate, request, grammar, started);
       } finally {
         release();
       }
@@ -475,6 +484,8 @@ export class LlamaEngine {
       idleMs: entry.active > 0 ? null : this.#now() - entry.lastUsed,
       unloadInMs: this.#unloadInMs(entry),
       processor: entry.loaded === undefined ? null : processorOf(entry.loaded.model),
+      decodeSteps: entry.gate.counts.steps,
+      decodeStepSequences: entry.gate.counts.sequences,
     }));
   }
 
@@ -543,6 +554,7 @@ export class LlamaEngine {
       idleTimer: undefined,
       // Carried over, so the unloads counter in metrics only ever grows for a name.
       unloads: existing?.unloads ?? 0,
+      gate: new StepGate({ counted: existing?.gate.counts }),
     };
     if (replaced !== undefined) {
       // `#makeRoom` waits for every entry's `unloading` before a load, this one's included.
@@ -785,7 +797,9 @@ export class LlamaEngine {
         contextSize,
         sequences: entry.parallel,
         threads: this.threads,
+        batching: { itemPrioritizationStrategy: entry.gate.strategy },
       });
+      entry.gate.follow(() => (context as unknown as { _queuedDecodes?: QueuedDecodes })._queuedDecodes);
       const insights = model.fileInsights;
       const weights = await insights.estimateModelResourceRequirementsV2({ gpuLayers: model.gpuLayers });
       const cache = await insights.estimateContextResourceRequirementsV2({
@@ -798,6 +812,7 @@ export class LlamaEngine {
         context,
         chatWrapper: resolveChatWrapper(model),
         idleSequences: [],
+        sequences: [],
         loadSeconds: (this.#now() - started) / 1000,
         memoryBytes: { ram: weights.cpuRam + cache.cpuRam, vram: weights.gpuVram + cache.gpuVram },
       };
@@ -832,11 +847,12 @@ export class LlamaEngine {
 
   async #generate(
     loaded: LoadedModel,
+    gate: StepGate,
     request: EngineChatRequest,
     grammar: LlamaGrammar | undefined,
     started: number,
   ): Promise<EngineChatResult> {
-    const sequence = loaded.idleSequences.pop() ?? loaded.context.getSequence();
+    const sequence = takeSequence(loaded);
     const chat = new LlamaChat({
       contextSequence: sequence,
       chatWrapper: loaded.chatWrapper,
@@ -867,23 +883,26 @@ export class LlamaEngine {
       let completionTokens = 0;
       let firstTokenAt: number | null = null;
       const { onToken } = request;
-      const result = await chat.generateResponse(history, {
-        maxTokens,
-        temperature: request.temperature,
-        topP: request.topP,
-        topK: request.topK,
-        seed: request.seed,
-        customStopTriggers: request.stop,
-        grammar,
-        signal: request.signal,
-        onToken: (tokens) => {
-          completionTokens += tokens.length;
-        },
-        onTextChunk: (text) => {
-          firstTokenAt ??= this.#now();
-          onToken?.(text);
-        },
-      });
+      gate.enter();
+      const result = await chat
+        .generateResponse(history, {
+          maxTokens,
+          temperature: request.temperature,
+          topP: request.topP,
+          topK: request.topK,
+          seed: request.seed,
+          customStopTriggers: request.stop,
+          grammar,
+          signal: request.signal,
+          onToken: (tokens) => {
+            completionTokens += tokens.length;
+          },
+          onTextChunk: (text) => {
+            firstTokenAt ??= this.#now();
+            onToken?.(text);
+          },
+        })
+        .finally(() => gate.leave());
       const finished = this.#now();
       const finishReason: FinishReason = result.metadata.stopReason === 'maxTokens' ? 'length' : 'stop';
       return {
@@ -918,6 +937,21 @@ function budgetedMemory(entry: ModelEntry): MemorySplit {
   const { ram, vram } = totalMemory(entry.estimated);
   const embedding = entry.loaded?.embeddingMemoryBytes;
   return embedding === undefined ? { ram, vram } : { ram: ram + embedding.ram, vram: vram + embedding.vram };
+}
+
+/** The idle sequence made first, or a new one when none is idle. */
+function takeSequence(loaded: LoadedModel): LlamaContextSequence {
+  const { idleSequences: idle, sequences } = loaded;
+  if (idle.length === 0) {
+    const sequence = loaded.context.getSequence();
+    sequences.push(sequence);
+    return sequence;
+  }
+  let first = 0;
+  for (let index = 1; index < idle.length; index++) {
+    if (sequences.indexOf(idle[index]!) < sequences.indexOf(idle[first]!)) first = index;
+  }
+  return idle.splice(first, 1)[0]!;
 }
 
 /** A loaded model's memory by where it lies: weights and chat context, and any embedding context. */

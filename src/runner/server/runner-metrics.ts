@@ -97,6 +97,16 @@ export class RunnerMetrics {
 
     family('model_unloads_total', 'counter', 'Unloads: keep-alive expired, or room made for another model.');
     for (const model of stats) sample('model_unloads_total', modelLabel(model.name), model.unloads);
+    family('decode_steps_total', 'counter', 'Decode steps (llama_decode calls) of the chat context.');
+    for (const model of stats) sample('decode_steps_total', modelLabel(model.name), model.decodeSteps);
+    family(
+      'decode_step_sequences_total',
+      'counter',
+      'Sequences the decode steps held, summed; over decode_steps_total, the mean batch fill.',
+    );
+    for (const model of stats) {
+      sample('decode_step_sequences_total', modelLabel(model.name), model.decodeStepSequences);
+    }
     family('prompt_tokens_total', 'counter', 'Prompt tokens processed.');
     for (const name of names) sample('prompt_tokens_total', modelLabel(name), this.#read(name).promptTokens);
     family('generation_tokens_total', 'counter', 'Tokens generated.');

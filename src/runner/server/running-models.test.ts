@@ -22,6 +22,8 @@ function stats(change: Partial<EngineModelStats> = {}): EngineModelStats {
     idleMs: 12_345,
     unloadInMs: 287_655,
     processor: { gpu: null, gpuLayers: 0, layers: 12 },
+    decodeSteps: 0,
+    decodeStepSequences: 0,
     ...change,
   };
 }
