@@ -33,6 +33,8 @@ afterAll(async () => {
 // At temperature 0 the tiny demo model answers "Count" with thousands of tokens and no end token.
 const count = [{ role: 'user' as const, content: 'Count' }];
 const stats = (name: string) => engine.stats().find((model) => model.name === name)!;
+/** node-llama-cpp on the CPU as the engine sets it up, for what a test checks beside the engine. */
+const cpuLlama = () => getLlama({ build: 'never', gpu: false, maxThreads: 1, logLevel: LlamaLogLevel.error });
 
 describe('LlamaEngine', () => {
   it('loads a model on request and reports its load time, memory and context, capped by the model', async () => {
@@ -94,12 +96,7 @@ describe('LlamaEngine', () => {
 
   it("relies on node-llama-cpp still keeping its queued decodes' sequence ids, in the strategy's order", async () => {
     // StepGate reads LlamaContext._queuedDecodes (internal) to order each step by sequence id.
-    const llama = await getLlama({
-      build: 'never',
-      gpu: false,
-      maxThreads: 1,
-      logLevel: LlamaLogLevel.error,
-    });
+    const llama = await cpuLlama();
     try {
       const model = await llama.loadModel({ modelPath: path });
       const seen: { items: number; ids: unknown[]; sameOrder: boolean }[] = [];
@@ -452,12 +449,7 @@ describe('LlamaEngine memory budget', () => {
   beforeAll(async () => {
     otherPath = join(directory, 'budget-other.gguf');
     await createDemoModel({ size: 'tiny', seed: 3, path: otherPath });
-    const llama = await getLlama({
-      build: 'never',
-      gpu: false,
-      maxThreads: 1,
-      logLevel: LlamaLogLevel.error,
-    });
+    const llama = await cpuLlama();
     try {
       const insights = await GgufInsights.from(await readGgufFileInfo(path, { logWarnings: false }), llama);
       // One sequence of the model's context, at node-llama-cpp's default batch: the tiny model is
