@@ -133,8 +133,9 @@ export class StepGate {
       choice.record(arrangement, now - at);
       this.#running = undefined;
     }
+    if (batch.length < 2) return batch;
     const ids = this.#sequenceIds(items);
-    if (ids === undefined || batch.length < 2) return batch;
+    if (ids === undefined) return batch;
     // Only steps of one token a sequence are timed: a prompt's tokens would swamp the comparison.
     if (!batch.every((chosen) => chosen.processAmount === 1)) return arrange(batch, ids, 'joined');
     let choice = this.#choices.get(batch.length);
