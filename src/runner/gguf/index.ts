@@ -4,7 +4,6 @@ export {
   type DemoModelOptions,
   type DemoModelSize,
   demoModelSizes,
-  demoParameterCount,
 } from './demo-model.js';
 export {
   type GgufArrayItem,

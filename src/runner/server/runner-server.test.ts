@@ -389,6 +389,14 @@ describe('the runner serving a demo model over HTTP', () => {
     expect(value('switchyard_runner_memory_budget_bytes')).toBe(engine.maxMemoryBytes);
     expect(value('switchyard_runner_prompt_tokens_total{model_name="demo"}')).toBeGreaterThan(0);
     expect(value('switchyard_runner_generation_tokens_total{model_name="demo"}')).toBeGreaterThan(100);
+    // Every generated token was in some decode step; two slots, so at most two sequences a step.
+    const steps = value('switchyard_runner_decode_steps_total{model_name="demo"}');
+    const stepSequences = value('switchyard_runner_decode_step_sequences_total{model_name="demo"}');
+    expect(stepSequences).toBeGreaterThanOrEqual(
+      value('switchyard_runner_generation_tokens_total{model_name="demo"}'),
+    );
+    expect(stepSequences / steps).toBeGreaterThanOrEqual(1);
+    expect(stepSequences / steps).toBeLessThanOrEqual(2);
     expect(
       value('switchyard_runner_request_success_total{model_name="demo",finished_reason="length"}'),
     ).toBeGreaterThan(3);
