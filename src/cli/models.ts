@@ -1,7 +1,15 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createDemoModel, type DemoModelSize, demoModelSizes } from '../runner/gguf/index.js';
+import {
+  createDemoModel,
+  type DemoModelOptions,
+  type DemoModelSize,
+  demoModelSizes,
+  demoTensorTypes,
+  type WritableTensorType,
+  writableTensorTypes,
+} from '../runner/gguf/index.js';
 import { openLocalModelStore } from '../runner/local-model-store.js';
 import {
   formatBytes,
@@ -22,8 +30,10 @@ const modelsUsage = `Usage:
   switchyard models inspect NAME[:TAG]
   switchyard models rm NAME[:TAG]
   switchyard models import FILE.gguf --name NAME[:TAG] [--sha256 HEX]
-  switchyard models create-demo [--size tiny|small|large] [--name NAME[:TAG]] [--seed N]
+  switchyard models create-demo [--size tiny|small|large] [--type q4_0|q8_0|f16|f32]
+                                [--name NAME[:TAG]] [--seed N]
       A random-weight llama model for tests and demos: it answers with gibberish.
+      Weights are Q4_0 for small, Q8_0 for tiny and large, unless --type says otherwise.
 Models live under $SWITCHYARD_DATA_DIR/models (default ~/.local/share/switchyard/models).
 `;
 
@@ -151,18 +161,20 @@ async function createDemo(args: string[]): Promise<number> {
     args,
     options: {
       size: { type: 'string', default: 'tiny' },
+      type: { type: 'string' },
       name: { type: 'string' },
       seed: { type: 'string', default: '1' },
     },
   });
   const size = values.size as DemoModelSize;
   if (!demoModelSizes.includes(size)) return usageError('--size must be tiny, small or large');
+  const type = (values.type?.toUpperCase() ?? demoTensorTypes[size]) as WritableTensorType;
+  if (!writableTensorTypes.includes(type)) return usageError('--type must be q4_0, q8_0, f16 or f32');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) return usageError('--seed must be a whole number');
   const { demo, manifest } = await writeDemoModel(
     openModelStore(),
-    size,
-    seed,
+    { size, seed, tensorType: type },
     values.name ?? `demo:${size}`,
   );
   process.stdout.write(
@@ -179,16 +191,16 @@ export async function ensureDemoModel(nameTag: string): Promise<void> {
     await store.get(nameTag);
   } catch (error) {
     if (!isModelStoreError(error) || error.code !== 'not_found') throw error;
-    await writeDemoModel(store, nameTag.endsWith(':tiny') ? 'tiny' : 'small', 1, nameTag);
+    await writeDemoModel(store, { size: nameTag.endsWith(':tiny') ? 'tiny' : 'small' }, nameTag);
   }
 }
 
-async function writeDemoModel(store: ModelStore, size: DemoModelSize, seed: number, nameTag: string) {
+async function writeDemoModel(store: ModelStore, options: Omit<DemoModelOptions, 'path'>, nameTag: string) {
   await mkdir(store.root, { recursive: true });
   // Written inside the store's directory, so the import is a hard link on the same file system.
   const scratch = await mkdtemp(join(store.root, '.demo-'));
   try {
-    const demo = await createDemoModel({ size, seed, path: join(scratch, 'demo.gguf') });
+    const demo = await createDemoModel({ ...options, path: join(scratch, 'demo.gguf') });
     const manifest = await store.importFile(demo.path, nameTag);
     return { demo, manifest };
   } finally {

@@ -38,6 +38,18 @@ describe('switchyard models', () => {
     expect(missing.stderr).toContain('There is no model "demo:test"');
   });
 
+  it('writes a demo model in the weight type --type names, and refuses one it cannot write', async () => {
+    const created = await runCli(['models', 'create-demo', '--type', 'q4_0', '--name', 'demo:four'], env());
+    expect(created.code).toBe(0);
+    expect((await runCli(['models', 'ls'], env())).stdout).toMatch(/demo:four\s+[\d.]+ kB\s+1\.1M\s+Q4_0/);
+    const inspected = JSON.parse((await runCli(['models', 'inspect', 'demo:four'], env())).stdout);
+    expect(inspected.metadata).toMatchObject({ demo: true, quantization: 'Q4_0' });
+
+    const refused = await runCli(['models', 'create-demo', '--type', 'q5_k'], env());
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--type must be q4_0, q8_0, f16 or f32');
+  });
+
   it('pulls a model over HTTP, verifying its sha256, and refuses a wrong one', async () => {
     const created = await runCli(['models', 'create-demo', '--name', 'source:one'], env());
     expect(created.code).toBe(0);

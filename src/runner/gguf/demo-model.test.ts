@@ -52,7 +52,15 @@ describe('createDemoModel', () => {
     expect(small.parameterCount).toBeGreaterThan(22_000_000);
     expect(small.parameterCount).toBeLessThan(28_000_000);
     const info = await readGgufInfo(small.path, { maximumArrayItems: 0 });
-    expect(info).toMatchObject({ parameterCount: small.parameterCount, blockCount: 8, contextLength: 4096 });
+    expect(info).toMatchObject({
+      parameterCount: small.parameterCount,
+      blockCount: 8,
+      contextLength: 4096,
+      quantization: 'Q4_0',
+    });
+    // Four and a half bits a weight: about 14 MB.
+    expect(small.bytes).toBeGreaterThan(12_000_000);
+    expect(small.bytes).toBeLessThan(16_000_000);
     await rm(small.path);
     expect(demoParameterCount('small')).toBe(small.parameterCount);
   });
@@ -167,7 +175,7 @@ describe('llama.cpp (node-llama-cpp) running a demo model', () => {
     }
   });
 
-  it.each<WritableTensorType>(['F16', 'F32'])(
+  it.each<WritableTensorType>(['F16', 'F32', 'Q4_0'])(
     'loads and generates with %s weights too',
     async (tensorType) => {
       const path = join(directory, `tiny-${tensorType}.gguf`);

@@ -239,7 +239,7 @@ export function fileTypeName(fileType: number): string | undefined {
 }
 
 /** `general.file_type` for a model whose large tensors are all of one ggml type. */
-export const fileTypeByTensorType = { F32: 0, F16: 1, Q8_0: 7 } as const;
+export const fileTypeByTensorType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7 } as const;
 
 /** llama.cpp's token attributes as stored in `tokenizer.ggml.token_type`. */
 export const tokenTypes = {

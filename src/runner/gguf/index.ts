@@ -4,6 +4,7 @@ export {
   type DemoModelOptions,
   type DemoModelSize,
   demoModelSizes,
+  demoTensorTypes,
 } from './demo-model.js';
 export {
   type GgufArrayItem,
@@ -20,4 +21,4 @@ export {
   type GgufWriteResult,
   writeGguf,
 } from './gguf-writer.js';
-export type { WritableTensorType } from './tensor-encoding.js';
+export { type WritableTensorType, writableTensorTypes } from './tensor-encoding.js';
