@@ -717,10 +717,15 @@ describe('the runner’s model lifecycle over HTTP', () => {
       signal,
     });
 
-  it('loads and warms a preloaded model before it listens, so its first request pays no load', async () => {
+  it('loads a preloaded model before it listens, and is healthy only once a request has warmed it', async () => {
     expect(loadedBeforeListening).toMatchObject({ loaded: true, unloads: 0 });
-    // The warm-up generation ran before the server listened.
+    // Listening, it sends itself one streamed request, and /healthz says so until it is done.
+    await vi.waitFor(async () => expect((await fetch(`${url}/healthz`)).status).toBe(200), {
+      timeout: 10_000,
+    });
     expect(results.map(({ model }) => model)).toEqual(['warm']);
+    // The warm-up is not a client's request: the counters start after it.
+    expect(await metric('switchyard_runner_prompt_tokens_total{model_name="warm"}')).toBe(0);
     const response = await chat({ model: 'warm' });
     expect(response.status).toBe(200);
     expect(results.map(({ model }) => model)).toEqual(['warm', 'warm']);
@@ -730,6 +735,39 @@ describe('the runner’s model lifecycle over HTTP', () => {
       unloads: 0,
       loadSeconds: loadedBeforeListening!.loadSeconds,
     });
+  });
+
+  it('answers 503 on /healthz while it warms up', async () => {
+    let finishWarmUp!: () => void;
+    const held = new Promise<void>((resolve) => (finishWarmUp = resolve));
+    const slow: RunnerEngine = {
+      load: (name, settings) => lifecycleEngine.load(name, settings),
+      isLoaded: (name) => lifecycleEngine.isLoaded(name),
+      stats: () => lifecycleEngine.stats(),
+      embed: (request) => lifecycleEngine.embed(request),
+      countPromptTokens: (request) => lifecycleEngine.countPromptTokens(request),
+      maxMemoryBytes: lifecycleEngine.maxMemoryBytes,
+      chat: async (request) => {
+        await held;
+        return lifecycleEngine.chat(request);
+      },
+    };
+    const app = buildRunnerServer({
+      engine: slow,
+      models: new Map<string, RunnerModel>([['warm', { path: modelPath, contextSize: 512 }]]),
+      preload: ['warm'],
+    });
+    try {
+      const address = await app.listen({ port: 0, host: '127.0.0.1' });
+      const warming = await fetch(`${address}/healthz`);
+      expect(warming.status).toBe(503);
+      expect(await warming.json()).toEqual({ status: 'warming' });
+      finishWarmUp();
+      await vi.waitFor(async () => expect((await fetch(`${address}/healthz`)).status).toBe(200));
+    } finally {
+      finishWarmUp();
+      await app.close();
+    }
   });
 
   it('refuses to preload a model it does not serve', () => {
