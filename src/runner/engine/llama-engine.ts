@@ -37,7 +37,7 @@ import {
   type VramState,
 } from './memory-budget.js';
 import { ModelOverloadedError, SlotQueue } from './slot-queue.js';
-import { type QueuedDecodes, StepGate } from './step-gate.js';
+import { type Arrangement, type QueuedDecodes, StepGate } from './step-gate.js';
 import { defaultThreadCount } from './threads.js';
 
 export interface LlamaEngineOptions {
@@ -72,6 +72,13 @@ export interface LlamaEngineOptions {
    * `getVramState()` less its VRAM padding when a GPU backend loaded; none (no GPU) otherwise.
    */
   readonly vramState?: () => Promise<VramState>;
+  /**
+   * How a decode step of several sequences is laid out (see `StepGate`): 'timed' (default) times
+   * one decode of them all against one decode each, for each number of sequences, and keeps the
+   * faster; 'joined' or 'apart' fixes the layout, for hardware where one is known to win and for
+   * tests whose expectations depend on it.
+   */
+  readonly stepArrangement?: Arrangement | 'timed';
 }
 
 /** Raised for a request the engine cannot serve as asked (a schema llama.cpp grammars cannot express). */
@@ -269,6 +276,7 @@ export class LlamaEngine {
   /** RAM budget in bytes for every loaded model together, by their estimates. */
   readonly maxMemoryBytes: number;
   readonly #vramState: (() => Promise<VramState>) | undefined;
+  readonly #stepArrangement: Arrangement | undefined;
   /** GPU memory free before any model loaded (see `#gpuCapacity`); undefined without a GPU. */
   #gpuCapacityRead: Promise<number | undefined> | undefined;
   readonly #models = new Map<string, ModelEntry>();
@@ -293,6 +301,7 @@ export class LlamaEngine {
     const maxMemoryBytes = options.maxMemoryBytes ?? 'auto';
     this.maxMemoryBytes = maxMemoryBytes === 'auto' ? autoMemoryBudget() : maxMemoryBytes;
     this.#vramState = options.vramState;
+    this.#stepArrangement = options.stepArrangement === 'timed' ? undefined : options.stepArrangement;
     if (!Number.isInteger(this.maxMemoryBytes) || this.maxMemoryBytes < 1) {
       throw new RangeError(`maxMemoryBytes must be a positive whole number of bytes, not ${maxMemoryBytes}`);
     }
@@ -554,7 +563,7 @@ export class LlamaEngine {
       idleTimer: undefined,
       // Carried over, so the unloads counter in metrics only ever grows for a name.
       unloads: existing?.unloads ?? 0,
-      gate: new StepGate({ counted: existing?.gate.counts }),
+      gate: new StepGate({ counted: existing?.gate.counts, arrangement: this.#stepArrangement }),
     };
     if (replaced !== undefined) {
       // `#makeRoom` waits for every entry's `unloading` before a load, this one's included.

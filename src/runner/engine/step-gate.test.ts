@@ -97,6 +97,27 @@ describe('StepGate', () => {
     expect(gate.arrangementFor(2)).toBe('apart');
   });
 
+  it('keeps a layout it is given, holding steps only when it is joined', () => {
+    for (const arrangement of ['joined', 'apart'] as const) {
+      let clock = 0;
+      const gate = new StepGate({ now: () => clock, arrangement });
+      const items = [item(1), item(1), item(1)];
+      const ids = [2, 0, 1];
+      gate.follow(() => ids.map((sequenceId) => ({ sequenceId })));
+      for (let entered = 0; entered < 4; entered++) gate.enter();
+      // Three of four queued: joined waits for the fourth, apart lets the step go.
+      expect(gate.strategy({ items, size: 512 })).toHaveLength(arrangement === 'joined' ? 0 : 3);
+      gate.leave();
+      for (let step = 0; step < 30; step++) {
+        const order = gate.strategy({ items, size: 512 }).map((chosen) => ids[items.indexOf(chosen.item)]);
+        expect(order).toEqual(arrangement === 'joined' ? [0, 1, 2] : [2, 1, 0]);
+        // Whatever the timings, nothing changes the layout.
+        clock += arrangement === 'joined' ? 50 : 1;
+      }
+      expect(gate.arrangementFor(3)).toBe(arrangement);
+    }
+  });
+
   it('does not time a step that evaluates a prompt, and lays it out joined', () => {
     let clock = 0;
     const gate = new StepGate({ now: () => clock });

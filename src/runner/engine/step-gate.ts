@@ -26,6 +26,8 @@ export interface StepGateOptions {
   readonly counted?: StepCounts;
   /** Milliseconds, for timing steps; `performance.now` unless a test gives its own. */
   readonly now?: () => number;
+  /** A layout for every step of several sequences, instead of timing both and keeping the faster. */
+  readonly arrangement?: Arrangement | undefined;
 }
 
 /**
@@ -65,6 +67,7 @@ export class StepGate {
   #stepSequences = 0;
   #queue: (() => QueuedDecodes | undefined) | undefined;
   readonly #now: () => number;
+  readonly #arrangement: Arrangement | undefined;
   readonly #choices = new Map<number, ArrangementChoice>();
   /** The last step let go, while it is being decoded: timed by the next step's start. */
   #running:
@@ -72,8 +75,14 @@ export class StepGate {
     | undefined;
 
   /** `counted`: counts to go on from, those of the gate this one replaces for the same model. */
-  constructor({ maxHolds = defaultMaxHolds, counted, now = () => performance.now() }: StepGateOptions = {}) {
+  constructor({
+    maxHolds = defaultMaxHolds,
+    counted,
+    now = () => performance.now(),
+    arrangement,
+  }: StepGateOptions = {}) {
     this.#maxHolds = maxHolds;
+    this.#arrangement = arrangement;
     this.#steps = counted?.steps ?? 0;
     this.#stepSequences = counted?.sequences ?? 0;
     this.#now = now;
@@ -116,7 +125,7 @@ export class StepGate {
   readonly strategy: CustomBatchingPrioritizationStrategy = ({ items, size }) => {
     // Where one decode each is faster for this many sequences, holding a step gains nothing: each
     // sequence is decoded as soon as its token is queued, as node-llama-cpp does alone.
-    const holds = this.#choices.get(this.#generating)?.decided !== 'apart';
+    const holds = (this.#arrangement ?? this.#choices.get(this.#generating)?.decided) !== 'apart';
     if (holds && items.length < this.#generating && this.#held < this.#maxHolds) {
       this.#held++;
       return [];
@@ -138,6 +147,7 @@ export class StepGate {
     if (ids === undefined) return batch;
     // Only steps of one token a sequence are timed: a prompt's tokens would swamp the comparison.
     if (!batch.every((chosen) => chosen.processAmount === 1)) return arrange(batch, ids, 'joined');
+    if (this.#arrangement !== undefined) return arrange(batch, ids, this.#arrangement);
     let choice = this.#choices.get(batch.length);
     if (choice === undefined) {
       choice = new ArrangementChoice();
@@ -150,7 +160,7 @@ export class StepGate {
 
   /** The layout in use, or being timed, for steps of `sequences` sequences; `joined` before any. */
   arrangementFor(sequences: number): Arrangement {
-    return this.#choices.get(sequences)?.current ?? 'joined';
+    return this.#arrangement ?? this.#choices.get(sequences)?.current ?? 'joined';
   }
 
   /** Each item's sequence id, or undefined if the queue read does not match the items. */
