@@ -41,6 +41,9 @@ async function loadDirect(modelPath, settings) {
       await chat.generateResponse(history, {
         maxTokens: settings.maxTokens,
         temperature: 0,
+        // As the runner asks for a request without OpenAI penalties. LlamaChat's default applies
+        // none either, but hands the sampler the last 64 tokens every step to do so.
+        repeatPenalty: false,
         onToken: (chunk) => {
           first ??= performance.now() - started;
           tokens += chunk.length;

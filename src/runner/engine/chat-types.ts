@@ -40,6 +40,13 @@ export interface EngineChatRequest {
   readonly topP?: number | undefined;
   readonly topK?: number | undefined;
   readonly seed?: number | undefined;
+  /**
+   * OpenAI's penalties, from -2 to 2, on tokens by how often (frequency) or whether (presence)
+   * they appear among the last 64 generated, as llama.cpp's server counts them. Without either,
+   * no penalty at all, as OpenAI and llama.cpp's server default to.
+   */
+  readonly frequencyPenalty?: number | undefined;
+  readonly presencePenalty?: number | undefined;
   readonly stop?: readonly string[] | undefined;
   readonly responseFormat?: EngineResponseFormat | undefined;
   /** Overrides the model's `keepAliveMs` for the idle period after this request. */

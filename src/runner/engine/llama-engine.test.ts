@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GgufInsights, getLlama, LlamaLogLevel, readGgufFileInfo } from 'node-llama-cpp';
+import { GgufInsights, getLlama, LlamaChat, LlamaLogLevel, readGgufFileInfo } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDemoModel } from '../gguf/index.js';
 import type { EngineModelStats } from './chat-types.js';
@@ -94,6 +94,44 @@ describe('LlamaEngine', () => {
     // 4 prompts and 4 × 31 later tokens: left to node-llama-cpp, each step held 3 of the 4.
     expect(sequences).toBe(4 + 4 * 31);
     expect(sequences / steps).toBeGreaterThan(3.5);
+  });
+
+  it('applies OpenAI frequency and presence penalties when asked, and no penalty otherwise', async () => {
+    const settings = { path, contextSize: 512 };
+    const ask = async (penalties: { frequencyPenalty?: number; presencePenalty?: number }) =>
+      (
+        await engine.chat({
+          model: 'penalties',
+          settings,
+          messages: count,
+          maxTokens: 200,
+          temperature: 0,
+          ...penalties,
+        })
+      ).text;
+    // node-llama-cpp's LlamaChat by itself, with no penalty.
+    const llama = await cpuLlama();
+    const model = await llama.loadModel({ modelPath: path });
+    let plain: string;
+    try {
+      const context = await model.createContext({ contextSize: 512, threads: 1 });
+      const chat = new LlamaChat({ contextSequence: context.getSequence() });
+      const history = [
+        { type: 'user' as const, text: 'Count' },
+        { type: 'model' as const, response: [] },
+      ];
+      plain = (await chat.generateResponse(history, { maxTokens: 200, temperature: 0, repeatPenalty: false }))
+        .response;
+    } finally {
+      await model.dispose();
+    }
+    expect(await ask({})).toBe(plain);
+    expect(await ask({ frequencyPenalty: 0, presencePenalty: 0 })).toBe(plain);
+    // The tiny model repeats tokens within 200, so either penalty changes even a temperature-0 answer.
+    expect(await ask({ frequencyPenalty: 1.5 })).not.toBe(plain);
+    expect(await ask({ presencePenalty: 1.5 })).not.toBe(plain);
+    // Negative values favour repeating, as OpenAI's do; they are applied, not refused.
+    expect(await ask({ presencePenalty: -2 })).not.toBe(plain);
   });
 
   it("relies on node-llama-cpp still keeping its queued decodes' sequence ids, in the strategy's order", async () => {

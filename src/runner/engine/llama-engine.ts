@@ -2,6 +2,7 @@ import {
   type ChatHistoryItem,
   type ChatWrapper,
   getLlama,
+  type LLamaChatGenerateResponseOptions,
   type Llama,
   LlamaChat,
   type LlamaContext,
@@ -900,6 +901,7 @@ export class LlamaEngine {
           topP: request.topP,
           topK: request.topK,
           seed: request.seed,
+          repeatPenalty: repeatPenaltyOf(request),
           customStopTriggers: request.stop,
           grammar,
           signal: request.signal,
@@ -947,6 +949,20 @@ function budgetedMemory(entry: ModelEntry): MemorySplit {
   const embedding = entry.loaded?.embeddingMemoryBytes;
   return embedding === undefined ? { ram, vram } : { ram: ram + embedding.ram, vram: vram + embedding.vram };
 }
+
+/**
+ * node-llama-cpp's repeat penalty for a request: OpenAI's frequency and presence penalties when
+ * it asks for them, and otherwise none. Left to its default, LlamaChat hands the last 64 tokens to
+ * the sampler every step only to apply a penalty of 1, that is none.
+ */
+function repeatPenaltyOf(request: EngineChatRequest): LLamaChatGenerateResponseOptions['repeatPenalty'] {
+  const { frequencyPenalty = 0, presencePenalty = 0 } = request;
+  if (frequencyPenalty === 0 && presencePenalty === 0) return false;
+  return { penalty: 1, frequencyPenalty, presencePenalty, lastTokens: penaltyLastTokens };
+}
+
+/** Generated tokens the penalties look back over: llama.cpp's server default (`repeat_last_n`). */
+const penaltyLastTokens = 64;
 
 /** The idle sequence made first, or a new one when none is idle. */
 function takeSequence(loaded: LoadedModel): LlamaContextSequence {

@@ -14,6 +14,8 @@ export interface ChatRequest {
   readonly topP: number | undefined;
   readonly topK: number | undefined;
   readonly seed: number | undefined;
+  readonly frequencyPenalty: number | undefined;
+  readonly presencePenalty: number | undefined;
   readonly stop: readonly string[] | undefined;
   readonly responseFormat: EngineResponseFormat | undefined;
   /** Ollama's `keep_alive`, in milliseconds (`Infinity` for forever); undefined keeps the model's. */
@@ -46,6 +48,8 @@ export function parseChatRequest(body: unknown): ChatRequest {
     topP: optionalNumber(body.top_p),
     topK: optionalNumber(topK),
     seed: optionalNumber(body.seed),
+    frequencyPenalty: optionalNumber(body.frequency_penalty),
+    presencePenalty: optionalNumber(body.presence_penalty),
     stop:
       typeof body.stop === 'string' ? [body.stop] : ((body.stop as string[] | null | undefined) ?? undefined),
     responseFormat: parseResponseFormat(body.response_format as Record<string, unknown> | null | undefined),

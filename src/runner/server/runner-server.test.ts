@@ -59,6 +59,26 @@ async function streamEvents(body: Record<string, unknown>): Promise<{ response: 
 }
 
 describe('the runner serving a demo model over HTTP', () => {
+  it('passes frequency_penalty and presence_penalty to the model, and checks their range', async () => {
+    const answer = async (penalties: Record<string, number>) =>
+      (
+        await client.chat.completions.create({
+          model: 'demo',
+          messages: [{ role: 'user', content: 'Count' }],
+          max_tokens: 200,
+          temperature: 0,
+          ...penalties,
+        })
+      ).choices[0]!.message.content;
+    const plain = await answer({});
+    expect(await answer({ frequency_penalty: 1.5 })).not.toBe(plain);
+    expect(await answer({ presence_penalty: 1.5 })).not.toBe(plain);
+    await expect(answer({ frequency_penalty: 3 })).rejects.toMatchObject({
+      status: 400,
+      error: { param: 'frequency_penalty' },
+    });
+  });
+
   it('answers a chat completion with exact usage counted in the model’s own tokens', async () => {
     const completion = await client.chat.completions.create({
       model: 'demo',

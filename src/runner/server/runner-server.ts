@@ -400,6 +400,8 @@ function toEngineRequest(chat: ChatRequest, model: RunnerModel, signal: AbortSig
     topP: chat.topP,
     topK: chat.topK,
     seed: chat.seed,
+    frequencyPenalty: chat.frequencyPenalty,
+    presencePenalty: chat.presencePenalty,
     stop: chat.stop,
     responseFormat: chat.responseFormat,
     keepAliveMs: chat.keepAliveMs,
