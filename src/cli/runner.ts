@@ -185,17 +185,14 @@ function whole(text: string, flag: string, minimum: number): number {
   throw new Error(`--${flag} must be a whole number of at least ${minimum}, got "${text}"`);
 }
 
-/** Whether something answers a runner's health check on the Unix socket at `socketPath`. */
+/**
+ * Whether something answers a runner's health check on the Unix socket at `socketPath`, whatever
+ * the status: a runner still warming its preloaded models up answers 503, and is no stale socket.
+ */
 async function runnerListensOn(socketPath: string): Promise<boolean> {
   try {
-    return (
-      (
-        await requestRunner(unixRunnerUrl(socketPath), '/healthz', {
-          headersTimeout: 1_000,
-          bodyTimeout: 1_000,
-        })
-      ).statusCode === 200
-    );
+    await requestRunner(unixRunnerUrl(socketPath), '/healthz', { headersTimeout: 1_000, bodyTimeout: 1_000 });
+    return true;
   } catch {
     return false;
   }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -292,6 +293,24 @@ describe('switchyard runner', () => {
       await dispatcher.close();
       runner.kill('SIGTERM');
       await new Promise((resolve) => runner.once('exit', resolve));
+    }
+  });
+
+  it('leaves the socket of a runner that is still warming up (503 on /healthz) alone', async () => {
+    const socketPath = join(directory, 'warming.sock');
+    const warming = createServer((_request, response) => {
+      response.writeHead(503, { 'content-type': 'application/json' }).end('{"status":"warming"}');
+    });
+    await new Promise<void>((resolve) => warming.listen(socketPath, resolve));
+    try {
+      const second = await runCli(['runner', '--socket', socketPath], {
+        SWITCHYARD_DATA_DIR: join(directory, 'warming-runner'),
+      });
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain(`another runner is listening on ${socketPath}`);
+      expect(existsSync(socketPath)).toBe(true);
+    } finally {
+      await new Promise((resolve) => warming.close(resolve));
     }
   });
 
