@@ -686,23 +686,26 @@ describe('the runner’s model lifecycle over HTTP', () => {
   const results: { model: string; result: EngineChatResult }[] = [];
   let loadedBeforeListening: EngineModelStats | undefined;
 
+  /** The real engine, with `chat` wrapped. */
+  const withChat = (chat: RunnerEngine['chat']): RunnerEngine => ({
+    load: (name, settings) => lifecycleEngine.load(name, settings),
+    isLoaded: (name) => lifecycleEngine.isLoaded(name),
+    stats: () => lifecycleEngine.stats(),
+    embed: (request) => lifecycleEngine.embed(request),
+    countPromptTokens: (request) => lifecycleEngine.countPromptTokens(request),
+    maxMemoryBytes: lifecycleEngine.maxMemoryBytes,
+    chat,
+  });
+
   beforeAll(async () => {
     const otherPath = join(directory, 'other.gguf');
     await createDemoModel({ size: 'tiny', seed: 2, path: otherPath });
     lifecycleEngine = new LlamaEngine({ threads: 1, maxLoadedModels: 2 });
-    const recording: RunnerEngine = {
-      load: (name, settings) => lifecycleEngine.load(name, settings),
-      isLoaded: (name) => lifecycleEngine.isLoaded(name),
-      stats: () => lifecycleEngine.stats(),
-      embed: (request) => lifecycleEngine.embed(request),
-      countPromptTokens: (request) => lifecycleEngine.countPromptTokens(request),
-      maxMemoryBytes: lifecycleEngine.maxMemoryBytes,
-      chat: async (request) => {
-        const result = await lifecycleEngine.chat(request);
-        results.push({ model: request.model, result });
-        return result;
-      },
-    };
+    const recording = withChat(async (request) => {
+      const result = await lifecycleEngine.chat(request);
+      results.push({ model: request.model, result });
+      return result;
+    });
     lifecycleApp = buildRunnerServer({
       engine: recording,
       models: new Map<string, RunnerModel>([
@@ -760,18 +763,10 @@ describe('the runner’s model lifecycle over HTTP', () => {
   it('answers 503 on /healthz while it warms up', async () => {
     let finishWarmUp!: () => void;
     const held = new Promise<void>((resolve) => (finishWarmUp = resolve));
-    const slow: RunnerEngine = {
-      load: (name, settings) => lifecycleEngine.load(name, settings),
-      isLoaded: (name) => lifecycleEngine.isLoaded(name),
-      stats: () => lifecycleEngine.stats(),
-      embed: (request) => lifecycleEngine.embed(request),
-      countPromptTokens: (request) => lifecycleEngine.countPromptTokens(request),
-      maxMemoryBytes: lifecycleEngine.maxMemoryBytes,
-      chat: async (request) => {
-        await held;
-        return lifecycleEngine.chat(request);
-      },
-    };
+    const slow = withChat(async (request) => {
+      await held;
+      return lifecycleEngine.chat(request);
+    });
     const app = buildRunnerServer({
       engine: slow,
       models: new Map<string, RunnerModel>([['warm', { path: modelPath, contextSize: 512 }]]),

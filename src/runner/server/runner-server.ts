@@ -129,7 +129,8 @@ export function buildRunnerServer(options: RunnerServerOptions): FastifyInstance
     );
   }
   // onReady hooks finish before `listen` binds the port: the models are loaded before anything
-  // can reach the server. `inject` waits for readiness, so the warm-up requests wait for onListen.
+  // can reach the server. The warm-up requests go over the server's own socket, so they wait for
+  // onListen, and /healthz answers 503 until they are done.
   app.addHook('onReady', async () => {
     for (const name of preload) await engine.load(name, models.get(name)!);
   });
