@@ -76,8 +76,8 @@ export interface LlamaEngineOptions {
   /**
    * How a decode step of several sequences is laid out (see `StepGate`): 'timed' (default) times
    * one decode of them all against one decode each, for each number of sequences, and keeps the
-   * faster; 'joined' or 'apart' fixes the layout, for hardware where one is known to win and for
-   * tests whose expectations depend on it.
+   * faster; 'joined' or 'apart' fixes the layout, for tests whose expectations depend on it (it
+   * is an engine option, not a runner setting).
    */
   readonly stepArrangement?: Arrangement | 'timed';
 }

@@ -769,7 +769,9 @@ describe('the runner’s model lifecycle over HTTP', () => {
     });
     const app = buildRunnerServer({
       engine: slow,
-      models: new Map<string, RunnerModel>([['warm', { path: modelPath, contextSize: 512 }]]),
+      models: new Map<string, RunnerModel>([
+        ['warm', { path: modelPath, contextSize: 512, keepAliveMs: Number.POSITIVE_INFINITY }],
+      ]),
       preload: ['warm'],
     });
     try {
