@@ -1,4 +1,4 @@
-import { chmod, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -127,8 +127,15 @@ export async function runnerCommand(args: string[]): Promise<number> {
       return 1;
     }
     await rm(socketPath, { force: true });
-    await app.listen({ path: socketPath });
-    await chmod(socketPath, 0o600);
+    // Made 0600 as it is bound, not chmod-ed after: in between, anyone could connect. Loading
+    // preloaded models (ready) comes first, so the umask covers nothing but the bind.
+    await app.ready();
+    const umask = process.umask(0o177);
+    try {
+      await app.listen({ path: socketPath });
+    } finally {
+      process.umask(umask);
+    }
     url = unixRunnerUrl(socketPath);
   } else {
     await app.listen({ host: values.host, port: numbers.port });
