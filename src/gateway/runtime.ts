@@ -29,6 +29,7 @@ import { UsageLedger } from '../telemetry/usage-ledger.js';
 import { buildGateway, type GatewayContext } from './server.js';
 import { compileSnapshot } from './snapshot.js';
 import { type CertificateWatcher, describeCertificate, watchCertificates } from './tls.js';
+import { warmUp } from './warm-up.js';
 
 /** Where the supervised runner listens. */
 export type RunnerListen = { readonly port: number } | { readonly socket: string };
@@ -58,6 +59,8 @@ export interface GatewayOptions {
    * Date.now); tests hold it still to count a burst against a per-minute limit exactly.
    */
   readonly now?: () => number;
+  /** Runs the request path once, on a gateway of its own, before listening (warm-up.ts); default true. */
+  readonly warmUp?: boolean;
 }
 
 export interface RunningGateway {
@@ -166,6 +169,8 @@ export async function startGateway(
     logger,
   });
   try {
+    // Before listening, so no client request runs the request path's code cold (warm-up.ts).
+    if (options.warmUp !== false) await warmUp(config, logger);
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (error) {
     monitors.stop();
