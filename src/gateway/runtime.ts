@@ -59,8 +59,6 @@ export interface GatewayOptions {
    * Date.now); tests hold it still to count a burst against a per-minute limit exactly.
    */
   readonly now?: () => number;
-  /** Runs the request path once, on a gateway of its own, before listening (warm-up.ts); default true. */
-  readonly warmUp?: boolean;
 }
 
 export interface RunningGateway {
@@ -170,7 +168,7 @@ export async function startGateway(
   });
   try {
     // Before listening, so no client request runs the request path's code cold (warm-up.ts).
-    if (options.warmUp !== false) await warmUp(config, logger);
+    await warmUp(config, logger);
     await app.listen({ host: config.server.host, port: config.server.port });
   } catch (error) {
     monitors.stop();
