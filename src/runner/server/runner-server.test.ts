@@ -683,7 +683,7 @@ describe('the runner’s model lifecycle over HTTP', () => {
   let lifecycleApp: ReturnType<typeof buildRunnerServer>;
   let url: string;
   /** Every result the engine returned, in order: a decorator, the engine itself is real. */
-  const results: { model: string; result: EngineChatResult }[] = [];
+  const results: { model: string; temperature: number | undefined; result: EngineChatResult }[] = [];
   let loadedBeforeListening: EngineModelStats | undefined;
 
   /** The real engine, with `chat` wrapped. */
@@ -703,7 +703,7 @@ describe('the runner’s model lifecycle over HTTP', () => {
     lifecycleEngine = new LlamaEngine({ threads: 1, maxLoadedModels: 2 });
     const recording = withChat(async (request) => {
       const result = await lifecycleEngine.chat(request);
-      results.push({ model: request.model, result });
+      results.push({ model: request.model, temperature: request.temperature, result });
       return result;
     });
     lifecycleApp = buildRunnerServer({
@@ -742,16 +742,20 @@ describe('the runner’s model lifecycle over HTTP', () => {
 
   it('loads a preloaded model before it listens, and is healthy only once a request has warmed it', async () => {
     expect(loadedBeforeListening).toMatchObject({ loaded: true, unloads: 0 });
-    // Listening, it sends itself one streamed request, and /healthz says so until it is done.
+    // Listening, it sends itself two streamed requests, greedy and sampled, and /healthz says so
+    // until they are done.
     await vi.waitFor(async () => expect((await fetch(`${url}/healthz`)).status).toBe(200), {
       timeout: 10_000,
     });
-    expect(results.map(({ model }) => model)).toEqual(['warm']);
+    expect(results.map(({ model, temperature }) => [model, temperature])).toEqual([
+      ['warm', 0],
+      ['warm', undefined],
+    ]);
     // The warm-up is not a client's request: the counters start after it.
     expect(await metric('switchyard_runner_prompt_tokens_total{model_name="warm"}')).toBe(0);
     const response = await chat({ model: 'warm' });
     expect(response.status).toBe(200);
-    expect(results.map(({ model }) => model)).toEqual(['warm', 'warm']);
+    expect(results.map(({ model }) => model)).toEqual(['warm', 'warm', 'warm']);
     // The same load as before listening, not a new one inside the request's timings.
     expect(lifecycleEngine.stats().find((model) => model.name === 'warm')).toMatchObject({
       loaded: true,
