@@ -21,10 +21,11 @@ const warmUpModel = 'switchyard-warm-up';
 const streamedChunks = 8;
 
 /**
- * Runs the data plane's request path once, so that the first client request after a start does
- * not pay for compiling it. V8 compiles a function on its first call, and a request through the
- * gateway touches a few hundred of them (Fastify, undici, our pipeline): about 5 ms of CPU on the
- * first request that later ones do not spend (bench/runner: a preloaded model's first token).
+ * Runs the data plane's request path (three requests), so that the first client request after a
+ * start does not pay for compiling it. V8 compiles a function on its first call, and a request
+ * through the gateway touches a few hundred of them (Fastify, undici, our pipeline): about 5 ms
+ * of CPU on the first request that later ones do not spend (bench/runner: a preloaded model's
+ * first token).
  *
  * The requests go to a gateway of their own, built by the same code from `config`'s server
  * settings with one local model, whose "runner" is a Unix socket served here that answers in
