@@ -25,8 +25,8 @@
 // BENCH_OUT=FILE (also write the section to FILE, for a machine whose BENCHMARKS.md is a copy).
 // Every round's pairs are printed as well, for pooling across runs.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,6 +91,68 @@ const median = (values) => {
 };
 
 // ---------------------------------------------------------------------------------------------
+// CPU time per generated token, from /proc (Linux): steadier than throughput on a shared machine,
+// and it says which process spends it. node-llama-cpp decodes on a libuv pool thread; its JS
+// between two steps runs on the main thread, serial with the decode.
+
+const procfs = existsSync('/proc/self/task');
+const microsPerTick = procfs ? 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) : 0;
+
+/** CPU µs a process has used so far: its main thread's, and its other threads' together. */
+function threadCpu(pid) {
+  const used = { main: 0, others: 0 };
+  if (!procfs || pid === undefined) return used;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let fields;
+    try {
+      fields = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8').split(') ')[1].split(' ');
+    } catch {
+      continue; // the thread ended
+    }
+    // utime and stime, the 14th and 15th fields of stat(5), counted after the command name.
+    const micros = (Number(fields[11]) + Number(fields[12])) * microsPerTick;
+    if (Number(task) === pid) used.main += micros;
+    else used.others += micros;
+  }
+  return used;
+}
+
+/** The pid of `parent`'s child whose command line holds `word`: serve's runner. */
+function childWith(parent, word) {
+  if (!procfs) return undefined;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')[1];
+      if (
+        Number(ppid) === parent &&
+        readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(word)
+      ) {
+        return Number(entry);
+      }
+    } catch {}
+  }
+  return undefined;
+}
+
+/**
+ * Measures with `measure` while counting the CPU the `processes` (name → pid) use, added into
+ * `totals` (name → { main, others }, plus tokens).
+ */
+async function counted(measure, job, processes, totals) {
+  const before = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, threadCpu(pid)]));
+  const result = await measure(job);
+  for (const [name, pid] of Object.entries(processes)) {
+    const after = threadCpu(pid);
+    totals[name] ??= { main: 0, others: 0 };
+    totals[name].main += after.main - before[name].main;
+    totals[name].others += after.others - before[name].others;
+  }
+  totals.tokens = (totals.tokens ?? 0) + result.tokens;
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The sides: each in its own process (side.mjs), measuring its own requests.
 
 const sideSettings = { ...settings, gpu, prompt };
@@ -115,6 +177,7 @@ async function startSide(...args) {
     });
   await next();
   return {
+    pid: child.pid,
     measure: (job) => {
       child.send({ measure: job });
       return next();
@@ -179,7 +242,7 @@ async function startServe(name, preload) {
 async function compare(direct, switchyard) {
   const sides = { direct: {}, switchyard: {} };
   for (const side of Object.values(sides)) {
-    for (const concurrency of concurrencies) side[concurrency] = { rates: [], ttfts: [] };
+    for (const concurrency of concurrencies) side[concurrency] = { rates: [], ttfts: [], cpu: {} };
   }
   for (let round = 0; round < rounds; round++) {
     process.stdout.write(`   round ${round + 1} of ${rounds}\n`);
@@ -189,8 +252,9 @@ async function compare(direct, switchyard) {
         ['switchyard', switchyard],
       ];
       if (round % 2 === 1) order.reverse();
-      for (const [name, measure] of order) {
-        const result = await measure({ concurrency, requests: requestsPerRound });
+      for (const [name, { measure, processes }] of order) {
+        const job = { concurrency, requests: requestsPerRound };
+        const result = await counted(measure, job, processes, sides[name][concurrency].cpu);
         sides[name][concurrency].rates.push(result.tokensPerSecond);
         sides[name][concurrency].ttfts.push(...result.ttfts);
       }
@@ -207,6 +271,9 @@ async function compare(direct, switchyard) {
   return {
     direct: summary(sides.direct),
     switchyard: summary(sides.switchyard),
+    cpu: Object.fromEntries(
+      concurrencies.map((c) => [c, { direct: sides.direct[c].cpu, switchyard: sides.switchyard[c].cpu }]),
+    ),
     ratios: Object.fromEntries(concurrencies.map((c) => [c, pairs(sides.switchyard[c], sides.direct[c])])),
     batching: {
       direct: pairs(sides.direct[4], sides.direct[1]),
@@ -241,7 +308,13 @@ async function main() {
   for (let request = 0; request < 5; request++) warmTtfts.push(await firstToken(cold.url));
   const warm = { ttft: median(warmTtfts) };
   process.stdout.write(`   ${concurrencies.join(', ')} concurrent, direct and Switchyard alternating\n`);
-  const compared = await compare(direct.measure, (job) => client.measure({ ...job, url: cold.url }));
+  const compared = await compare(
+    { measure: direct.measure, processes: { direct: direct.pid } },
+    {
+      measure: (job) => client.measure({ ...job, url: cold.url }),
+      processes: { gateway: cold.child.pid, runner: childWith(cold.child.pid, 'runner') },
+    },
+  );
   process.stdout.write(
     `   per-round pairs: ${JSON.stringify({ ratios: compared.ratios, batching: compared.batching })}\n`,
   );
@@ -267,6 +340,21 @@ async function main() {
     return `| ${concurrency} | ${a.tokensPerSecond.toFixed(0)} | ${b.tokensPerSecond.toFixed(0)} | ${median(pairs).toFixed(2)}× | ${range(pairs)} | ${a.ttftMs.toFixed(1)} | ${b.ttftMs.toFixed(1)} |`;
   });
   const ratios = concurrencies.map((c) => median(compared.ratios[c]));
+  const perToken = (used, tokens) =>
+    used === undefined ? '–' : Math.round(used / tokens).toLocaleString('en-US');
+  const cpuRows = concurrencies.map((concurrency) => {
+    const { direct: d, switchyard: s } = compared.cpu[concurrency];
+    return `| ${concurrency} | ${perToken(d.direct?.main, d.tokens)} | ${perToken(d.direct?.others, d.tokens)} | ${perToken(s.gateway?.main === undefined ? undefined : s.gateway.main + s.gateway.others, s.tokens)} | ${perToken(s.runner?.main, s.tokens)} | ${perToken(s.runner?.others, s.tokens)} |`;
+  });
+  const cpuTable = procfs
+    ? `
+CPU time per generated token, µs, over every round (from /proc; user and system time). node-llama-cpp decodes on a pool thread ("other threads"); its JS between two steps runs on the main thread, serial with the decode, in the direct script as in the runner. The gateway's figure is all its threads.
+
+| concurrent requests | direct: main thread | direct: other threads | Switchyard: gateway | runner: main thread | runner: other threads |
+| --: | --: | --: | --: | --: | --: |
+${cpuRows.join('\n')}
+`
+    : '';
   const batching = median(compared.batching.switchyard);
   const verdict = (ok) => (ok ? 'met' : '**not met**');
   const machine = gpu
@@ -287,7 +375,7 @@ Generated by \`npm run bench:runner\` (bench/runner/run.mjs) on ${new Date().toI
 | concurrent requests | direct tok/s | Switchyard tok/s | ratio | ratio per round | direct TTFT p50 ms | Switchyard TTFT p50 ms |
 | --: | --: | --: | --: | --: | --: | --: |
 ${rows.join('\n')}
-
+${cpuTable}
 | first request | TTFT ms |
 | --- | --: |
 | cold runner (load included) | ${coldFirst.ttft.toFixed(1)} |

@@ -4,7 +4,8 @@
 // neither side shares a process with the other or with the process that directs the run.
 //
 // Messages from the parent: { measure: { concurrency, requests, url? } } → { tokensPerSecond,
-// ttfts }; a reply { ready: true } once the side can take work; { error } when something failed.
+// tokens, ttfts }; a reply { ready: true } once the side can take work; { error } when something
+// failed.
 
 import http from 'node:http';
 
@@ -120,7 +121,7 @@ async function measure(one, { concurrency, requests }) {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  return { tokensPerSecond: tokens / seconds, ttfts };
+  return { tokensPerSecond: tokens / seconds, tokens, ttfts };
 }
 
 try {
