@@ -2,8 +2,9 @@
 // directly, on the ~25 M-parameter demo model, with the same settings (1 thread, 8 sequences,
 // 2048 tokens of context each, temperature 0, 128 tokens a request).
 //
-// Measures, for 1, 2, 4 and 8 concurrent requests: aggregate generated tokens/s and the median
-// time to first token. Direct and Switchyard runs alternate in ABBA order, so both sides see the
+// Measures, for 1, 2, 4 and 8 concurrent requests: aggregate generated tokens/s, the median
+// time to first token, and (on Linux, from /proc) the CPU time each process spends per generated
+// token. Direct and Switchyard runs alternate in ABBA order, so both sides see the
 // same moments of a noisy shared machine and neither always runs second; the ratio is the median
 // of the paired rounds' ratios. Then the first request's time to first token on a cold runner,
 // on a preloaded one, and a warm request's. Writes its section of BENCHMARKS.md.
