@@ -150,7 +150,14 @@ function answerLikeARunner(incoming: IncomingMessage, response: ServerResponse):
   const chunks: Buffer[] = [];
   incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
   incoming.on('end', () => {
-    const { stream } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { stream?: boolean };
+    let stream: boolean | undefined;
+    try {
+      ({ stream } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { stream?: boolean });
+    } catch {
+      // Only the warm-up's own requests come here; still, a throw in this handler would end the process.
+      response.writeHead(400).end();
+      return;
+    }
     const base = { id: 'chatcmpl-warm-up', created: Math.floor(Date.now() / 1000), model: warmUpModel };
     const usage = { prompt_tokens: 1, completion_tokens: streamedChunks, total_tokens: 1 + streamedChunks };
     if (stream !== true) {

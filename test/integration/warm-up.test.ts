@@ -1,13 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import Sqlite from 'libsql';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { warmUp } from '../../src/gateway/warm-up.js';
-import { createLogger } from '../../src/telemetry/logger.js';
-import { singleModelConfig, startTestGateway } from '../support/gateway.js';
+import { capturingLogger, singleModelConfig, startTestGateway } from '../support/gateway.js';
 import { type MockUpstream, startMockUpstream } from '../support/mock-upstream.js';
 
 let upstream: MockUpstream;
@@ -22,22 +20,10 @@ afterAll(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-/** A debug-level logger and the lines it wrote, parsed. */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-      callback();
-    },
-  });
-  return { logger: createLogger('debug', sink), lines };
-}
-
 const config = () => parseConfigText(singleModelConfig(upstream.url, { model: 'public' }), {});
 
 it('sends its chat, streamed chat and Anthropic requests through a gateway of its own, all answered', async () => {
-  const { logger, lines } = capturingLogger();
+  const { logger, lines } = capturingLogger('debug');
   await warmUp(config(), logger);
   expect(lines.filter((line) => (line.level as number) >= 40)).toEqual([]);
   expect(lines.find((line) => line.msg === 'request path warmed up')).toBeDefined();
@@ -77,7 +63,7 @@ it('leaves no trace a client or operator could see: upstreams, request log, limi
 });
 
 it('never stops a start: a warm-up that cannot run is logged and skipped', async () => {
-  const { logger, lines } = capturingLogger();
+  const { logger, lines } = capturingLogger('debug');
   const saved = process.env.TMPDIR;
   // Its upstream's socket goes in the temporary directory; one that does not exist fails it.
   process.env.TMPDIR = join(directory, 'missing');

@@ -3,7 +3,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
 import { type GatewayOptions, type RunningGateway, startGateway } from '../../src/gateway/runtime.js';
 import { parseSseEvent, SseSplitter } from '../../src/providers/sse.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 
 export interface TestGateway extends RunningGateway {
   /** Every log line the gateway wrote, parsed. */
@@ -24,15 +24,21 @@ export async function startTestGateway(
     server: { ...parsed.server, host: '127.0.0.1', port: 0 },
     store: { ...parsed.store, path: options.storePath ?? ':memory:' },
   };
-  const logs: Record<string, unknown>[] = [];
+  const { logger, lines } = capturingLogger('info');
+  const gateway = await startGateway(config, logger, options.gateway);
+  return Object.assign(gateway, { logs: lines });
+}
+
+/** A logger at `level` and every line it writes, parsed. */
+export function capturingLogger(level: string): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
       callback();
     },
   });
-  const gateway = await startGateway(config, createLogger('info', sink), options.gateway);
-  return Object.assign(gateway, { logs });
+  return { logger: createLogger(level, sink), lines };
 }
 
 /** A config with one model served by one OpenAI-compatible target. */
