@@ -13,16 +13,22 @@ export function clockTicksPerSecond() {
   return ticksPerSecond;
 }
 
-function readStat(pid) {
+/** The fields of a stat file after the command name, from field 3 (state); undefined once gone. */
+function statFields(file) {
   let text;
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch {
     return undefined; // exited since the directory was listed
   }
   // The command name may hold spaces and parentheses; the fields after the last ")" are fixed
   // (proc(5)), starting with field 3, state.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+function readStat(pid) {
+  const fields = statFields(`/proc/${pid}/stat`);
+  if (fields === undefined) return undefined;
   return {
     parentPid: Number(fields[1]),
     // utime + stime + cutime + cstime (fields 14-17): children already reaped still count.
@@ -80,6 +86,28 @@ export function treeUsage(rootPid) {
     peakRssKilobytes += statusKilobytes(pid, 'VmHWM');
   }
   return { pids, cpuTicks, rssBytes: rssKilobytes * 1024, peakRssBytes: peakRssKilobytes * 1024 };
+}
+
+/**
+ * CPU ticks a process's threads have used (utime + stime), its main thread's apart from the
+ * others': node-llama-cpp runs JS on the main thread and decodes on pool threads.
+ */
+export function threadTicks(pid) {
+  const used = { main: 0, others: 0 };
+  let tasks;
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return used; // the process is gone
+  }
+  for (const task of tasks) {
+    const fields = statFields(`/proc/${pid}/task/${task}/stat`);
+    if (fields === undefined) continue;
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (Number(task) === pid) used.main += ticks;
+    else used.others += ticks;
+  }
+  return used;
 }
 
 /**

@@ -26,11 +26,12 @@
 // BENCH_OUT=FILE (also write the section to FILE, for a machine whose BENCHMARKS.md is a copy).
 // Every round's pairs are printed as well, for pooling across runs.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clockTicksPerSecond, processTree, threadTicks } from '../overhead/proc-stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const { readNvidiaGpus } = await import(path.join(root, 'dist/runner/gpu-metrics.js'));
@@ -97,43 +98,25 @@ const median = (values) => {
 // between two steps runs on the main thread, serial with the decode.
 
 const procfs = existsSync('/proc/self/task');
-const microsPerTick = procfs ? 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) : 0;
 
 /** CPU µs a process has used so far: its main thread's, and its other threads' together. */
 function threadCpu(pid) {
-  const used = { main: 0, others: 0 };
-  if (!procfs || pid === undefined) return used;
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    let fields;
-    try {
-      fields = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8').split(') ')[1].split(' ');
-    } catch {
-      continue; // the thread ended
-    }
-    // utime and stime, the 14th and 15th fields of stat(5), counted after the command name.
-    const micros = (Number(fields[11]) + Number(fields[12])) * microsPerTick;
-    if (Number(task) === pid) used.main += micros;
-    else used.others += micros;
-  }
-  return used;
+  if (!procfs || pid === undefined) return { main: 0, others: 0 };
+  const { main, others } = threadTicks(pid);
+  const micros = 1e6 / clockTicksPerSecond();
+  return { main: main * micros, others: others * micros };
 }
 
-/** The pid of `parent`'s child whose command line holds `word`: serve's runner. */
-function childWith(parent, word) {
+/** serve's runner: the process under `serve` whose command line holds the word `runner`. */
+function runnerOf(serve) {
   if (!procfs) return undefined;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+  return processTree(serve).find((pid) => {
     try {
-      const ppid = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')[1];
-      if (
-        Number(ppid) === parent &&
-        readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(word)
-      ) {
-        return Number(entry);
-      }
-    } catch {}
-  }
-  return undefined;
+      return pid !== serve && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('runner');
+    } catch {
+      return false; // it exited
+    }
+  });
 }
 
 /**
@@ -313,7 +296,7 @@ async function main() {
     { measure: direct.measure, processes: { direct: direct.pid } },
     {
       measure: (job) => client.measure({ ...job, url: cold.url }),
-      processes: { gateway: cold.child.pid, runner: childWith(cold.child.pid, 'runner') },
+      processes: { gateway: cold.child.pid, runner: runnerOf(cold.child.pid) },
     },
   );
   process.stdout.write(
